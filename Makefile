@@ -1,0 +1,96 @@
+# Build and test tooling. A machine with Go, make, git and apt is enough:
+# every other tool is installed here, under .cache/ (git-ignored).
+#
+#   make test        vet + unit + yaegi-test + e2e, stopping at the first failure
+#   make demo        the plugin in a local Traefik against a dev tenant (or a real one)
+#   make tools       Yaegi and Traefik, built once and cached
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+GO ?= go
+
+MODULE          := github.com/tfa-plugin/entraauth
+YAEGI_VERSION   := v0.16.1
+TRAEFIK_VERSION := v3.6.12
+
+CACHE        := $(CURDIR)/.cache
+BIN          := $(CACHE)/bin
+YAEGI        := $(BIN)/yaegi
+TRAEFIK      := $(CACHE)/traefik-$(TRAEFIK_VERSION)/traefik
+YAEGI_GOPATH := $(CACHE)/gopath
+CHROMIUM     := /usr/bin/chromium
+
+# apt-get needs root; use sudo when not root and it exists.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
+
+E2E_TIMEOUT ?= 30m
+# E2E_RUN selects e2e tests by regexp, e.g. make e2e E2E_RUN=Browser
+E2E_RUN ?= .
+
+.PHONY: tools chromium vet unit yaegi-test e2e test demo clean
+
+tools: $(YAEGI) $(TRAEFIK)
+
+$(YAEGI):
+	GOBIN=$(BIN) $(GO) install github.com/traefik/yaegi/cmd/yaegi@$(YAEGI_VERSION)
+
+# `go install` refuses Traefik (its go.mod has replace directives): build it
+# inside its module directory. The module cache is read-only, hence -o to an
+# absolute path; its go.sum is complete, so the default -mod=readonly works.
+# A cold build takes ~6 minutes; the binary is cached.
+$(TRAEFIK):
+	dir=$$($(GO) mod download -json github.com/traefik/traefik/v3@$(TRAEFIK_VERSION) \
+		| sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$$/\1/p'); \
+	test -n "$$dir" || { echo "cannot find the Traefik $(TRAEFIK_VERSION) module directory" >&2; exit 1; }; \
+	mkdir -p $(@D); \
+	cd "$$dir" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false $(GO) build -trimpath -o $@.tmp ./cmd/traefik; \
+	mv $@.tmp $@; \
+	$@ version
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing chromium from Debian"; \
+		$(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium; }
+
+vet:
+	$(GO) vet ./...
+	cd e2e && $(GO) vet ./...
+	@files=$$(git ls-files -co --exclude-standard -- '*.go'); \
+	unformatted=$$(if [ -n "$$files" ]; then gofmt -l $$files; fi); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:" >&2; echo "$$unformatted" >&2; exit 1; fi
+
+unit:
+	$(GO) test -race ./...
+
+# Every package of the root module with tests runs under Yaegi, the way
+# Traefik runs the plugin. Yaegi resolves imports through GOPATH, so a GOPATH
+# whose src/$(MODULE) is this repository; `yaegi test ./pkg` does not work,
+# the import path does.
+yaegi-test: $(YAEGI)
+	mkdir -p $(YAEGI_GOPATH)/src/$(dir $(MODULE))
+	ln -sfn $(CURDIR) $(YAEGI_GOPATH)/src/$(MODULE)
+	pkgs=$$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...); \
+	test -n "$$pkgs" || { echo "yaegi-test: no package with tests found" >&2; exit 1; }; \
+	for p in $$pkgs; do \
+		echo "=== yaegi test $$p"; \
+		GOPATH=$(YAEGI_GOPATH) timeout 15m $(YAEGI) test $$p || { echo "FAIL: yaegi test $$p" >&2; exit 1; }; \
+	done
+
+# The end-to-end suite: a separate module, so `go test ./...` at the root
+# does not run it. It needs the Traefik binary and Chromium.
+e2e: tools chromium
+	cd e2e && TRAEFIK_BIN=$(TRAEFIK) $(GO) test -count=1 -v -timeout $(E2E_TIMEOUT) -run '$(E2E_RUN)' ./...
+
+test:
+	$(MAKE) vet
+	$(MAKE) unit
+	$(MAKE) yaegi-test
+	$(MAKE) e2e
+
+# The plugin in a local Traefik: https://app.localhost:8443 with the dev
+# tenant, or the real tenant of ENTRA_TENANT_ID/ENTRA_CLIENT_ID/ENTRA_CLIENT_SECRET.
+demo: tools
+	TRAEFIK_BIN=$(TRAEFIK) ./scripts/demo.sh
+
+clean:
+	rm -rf $(CACHE)/demo $(YAEGI_GOPATH) out

@@ -1,0 +1,87 @@
+// Command devtenant serves a fake Microsoft Entra ID tenant for local
+// development and `make demo`: discovery, authorize (with a sign-in page
+// that lists the test users), token, keys and logout endpoints, with the
+// users alice (in two groups) and bob.
+//
+// Nothing it issues is trusted anywhere else: the signing key is made at
+// start and lives only in memory.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/tfa-plugin/entraauth/entraid/entraidtest"
+)
+
+// Stable IDs, so that the demo configuration can be written before the
+// tenant starts and users keep their oid across restarts.
+const (
+	devTenantID     = "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
+	devClientID     = "3c2b1a09-8f7e-4d6c-9b5a-4e3d2c1b0a9f"
+	devClientSecret = "dev-tenant-client-secret-not-for-production"
+	engineeringID   = "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d"
+	operationsID    = "1b2c3d4e-5f6a-4b7c-9d8e-9f0a1b2c3d4e"
+)
+
+var users = []entraidtest.User{
+	{
+		OID:               "5e4d3c2b-1a09-4f8e-a7d6-c5b4a3928170",
+		Name:              "Alice Example",
+		PreferredUsername: "alice@contoso.example",
+		Email:             "alice@contoso.example",
+		Groups:            []string{engineeringID, operationsID},
+		Roles:             []string{"Admin"},
+	},
+	{
+		OID:               "6f5e4d3c-2b1a-4091-b8f7-e6d5c4b3a291",
+		Name:              "Bob Example",
+		PreferredUsername: "bob@contoso.example",
+		Email:             "bob@contoso.example",
+	},
+}
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8091", "address to listen on")
+	tenantID := flag.String("tenant-id", devTenantID, "tenant ID (GUID)")
+	clientID := flag.String("client-id", devClientID, "client ID of the one registered application")
+	clientSecret := flag.String("client-secret", devClientSecret, "client secret of the application")
+	signIn := flag.String("sign-in", "", "sign this user (preferred username) in without showing the sign-in page")
+	flag.Parse()
+	log.SetFlags(0)
+	log.SetPrefix("devtenant: ")
+
+	tenant := entraidtest.NewTenant(entraidtest.Options{
+		TenantID:     *tenantID,
+		ClientID:     *clientID,
+		ClientSecret: *clientSecret,
+		Users:        users,
+		SignIn:       *signIn,
+		Addr:         *addr,
+	})
+	defer tenant.Close()
+
+	fmt.Printf("Dev tenant (a fake Microsoft Entra ID) at %s\n", tenant.URL)
+	fmt.Printf("  authorityHost: %s\n", tenant.URL)
+	fmt.Printf("  tenantID:      %s\n", tenant.TenantID)
+	fmt.Printf("  clientID:      %s\n", tenant.ClientID)
+	fmt.Printf("  clientSecret:  %s\n", tenant.ClientSecret)
+	fmt.Printf("  issuer:        %s\n", tenant.Issuer())
+	fmt.Println("  users:")
+	for _, u := range users {
+		groups := "no groups"
+		if len(u.Groups) > 0 {
+			groups = "groups " + strings.Join(u.Groups, ", ")
+		}
+		fmt.Printf("    %-24s %s (oid %s, %s)\n", u.PreferredUsername, u.Name, u.OID, groups)
+	}
+
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+	<-stop
+}

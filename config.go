@@ -1,0 +1,450 @@
+package entraauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tfa-plugin/entraauth/assertion"
+	"github.com/tfa-plugin/entraauth/entraid"
+	"github.com/tfa-plugin/entraauth/session"
+)
+
+// settings is a validated Config.
+type settings struct {
+	portal          string
+	entra           entraid.Config
+	clientKey       string // identifies entra for the shared client cache
+	sealer          *session.Sealer
+	lifetime        time.Duration
+	cookieName      string
+	cookieDomain    string
+	insecureCookies bool
+	authHost        string
+}
+
+const (
+	minLifetime = time.Minute
+	maxLifetime = 30 * 24 * time.Hour
+)
+
+// validate checks every option and says, for the first one that is wrong,
+// which option it is and what to write instead.
+func validate(c *Config, getenv func(string) string) (*settings, error) {
+	if c == nil {
+		c = CreateConfig()
+	}
+	s := &settings{}
+
+	s.portal = strings.TrimSpace(c.Portal)
+	if s.portal == "" {
+		s.portal = "main"
+	}
+	if !isPortalName(s.portal) {
+		return nil, optionError("portal", "%q may hold only lower-case letters, digits and '-' (at most 63), e.g. \"main\"", s.portal)
+	}
+
+	if err := validateEntra(c.MicrosoftEntraID, getenv, s); err != nil {
+		return nil, err
+	}
+	if err := validateSession(c.Session, s); err != nil {
+		return nil, err
+	}
+
+	s.authHost = strings.ToLower(strings.TrimSpace(c.AuthHost))
+	if s.authHost != "" {
+		if !isHostPort(s.authHost) {
+			return nil, optionError("authHost", "%q is not a host name: write the auth host alone, e.g. auth.example.com (no scheme, no path)", c.AuthHost)
+		}
+		if s.cookieDomain == "" {
+			return nil, optionError("session.cookieDomain", "is required with authHost: write the parent domain the applications share, e.g. example.com")
+		}
+		if !hostUnderDomain(hostOnly(s.authHost), s.cookieDomain) {
+			return nil, optionError("authHost", "%q is not under session.cookieDomain %q: the session cookie set there would not reach the applications", c.AuthHost, s.cookieDomain)
+		}
+	}
+	return s, nil
+}
+
+func validateEntra(e MicrosoftEntraID, getenv func(string) string, s *settings) error {
+	tenant := strings.TrimSpace(e.TenantID)
+	switch {
+	case tenant == "":
+		return optionError("microsoftEntraID.tenantID", "is required: write the directory (tenant) ID, a GUID, or a verified domain such as contoso.com")
+	case isMultiTenant(tenant):
+		return optionError("microsoftEntraID.tenantID", "%q signs in users of any tenant, which this version does not support: write your directory (tenant) ID", tenant)
+	case !isGUID(tenant) && !isDomain(tenant):
+		return optionError("microsoftEntraID.tenantID", "%q is neither a GUID nor a domain: write the directory (tenant) ID from the Entra admin center, e.g. 72f988bf-86f1-41af-91ab-2d7cd011db47", tenant)
+	}
+	clientID := strings.TrimSpace(e.ClientID)
+	if !isGUID(clientID) {
+		return optionError("microsoftEntraID.clientID", "%q is not an application (client) ID: write the GUID shown on the app registration's overview page", clientID)
+	}
+
+	authority := strings.TrimRight(strings.TrimSpace(e.AuthorityHost), "/")
+	if authority == "" {
+		authority = "https://login.microsoftonline.com"
+	}
+	if !isAuthorityHost(authority) {
+		return optionError("microsoftEntraID.authorityHost", "%q is not an https URL of a host: write e.g. https://login.microsoftonline.com (or https://login.microsoftonline.us for US Government)", e.AuthorityHost)
+	}
+
+	scopes := splitList(e.Scopes)
+	if len(scopes) == 0 {
+		scopes = []string{"openid", "profile", "email"}
+	}
+	if !contains(scopes, "openid") {
+		return optionError("microsoftEntraID.scopes", "must include openid (e.g. \"openid profile email\")")
+	}
+
+	credential, err := clientCredential(e, authority, getenv)
+	if err != nil {
+		return err
+	}
+
+	s.entra = entraid.Config{
+		AuthorityHost: authority,
+		Tenant:        tenant,
+		ClientID:      clientID,
+		Scopes:        scopes,
+		Credential:    credential,
+	}
+	s.clientKey = strings.Join([]string{authority, tenant, clientID, strings.Join(scopes, " "), credentialKey(e)}, "\n")
+	return nil
+}
+
+// clientCredential builds the one configured way of authenticating the
+// application.
+func clientCredential(e MicrosoftEntraID, authority string, getenv func(string) string) (entraid.Credential, error) {
+	set := 0
+	for _, v := range []string{e.ClientSecret, e.ClientSecretFile, e.ClientAssertion} {
+		if strings.TrimSpace(v) != "" {
+			set++
+		}
+	}
+	if set != 1 {
+		return nil, optionError("microsoftEntraID", "set exactly one of clientSecret, clientSecretFile or clientAssertion (found %d)", set)
+	}
+	// Assigned to an interface variable first: Yaegi mishandles returning
+	// concrete values straight into interface results.
+	var credential entraid.Credential
+	switch {
+	case e.ClientSecret != "":
+		credential = entraid.ClientSecret(e.ClientSecret)
+	case e.ClientSecretFile != "":
+		if _, err := readSecretFile(e.ClientSecretFile); err != nil {
+			return nil, optionError("microsoftEntraID.clientSecretFile", "%v", err)
+		}
+		credential = &secretFile{path: e.ClientSecretFile}
+	default:
+		cache, err := assertion.Shared(strings.TrimSpace(e.ClientAssertion), authority, getenv)
+		if err != nil {
+			return nil, optionError("microsoftEntraID.clientAssertion", "%v", err)
+		}
+		credential = entraid.ClientAssertion{Get: cache.Assertion}
+	}
+	return credential, nil
+}
+
+// credentialKey tells client credentials apart, for the shared client
+// cache, without holding a secret itself.
+func credentialKey(e MicrosoftEntraID) string {
+	switch {
+	case e.ClientSecret != "":
+		return "secret:" + fingerprint(e.ClientSecret)
+	case e.ClientSecretFile != "":
+		return "secretfile:" + e.ClientSecretFile
+	default:
+		return "assertion:" + strings.ToLower(strings.TrimSpace(e.ClientAssertion))
+	}
+}
+
+// secretFile reads the client secret on every use, so that a rotated
+// Kubernetes secret or file takes effect without a Traefik reload.
+type secretFile struct {
+	path string
+}
+
+// SetClientAuth implements entraid.Credential.
+func (f *secretFile) SetClientAuth(ctx context.Context, form url.Values) error {
+	secret, err := readSecretFile(f.path)
+	if err != nil {
+		return err
+	}
+	return entraid.ClientSecret(secret).SetClientAuth(ctx, form)
+}
+
+func validateSession(c Session, s *settings) error {
+	secret := c.Secret
+	switch {
+	case c.Secret != "" && c.SecretFile != "":
+		return optionError("session", "set secret or secretFile, not both")
+	case c.SecretFile != "":
+		var err error
+		if secret, err = readSecretFile(c.SecretFile); err != nil {
+			return optionError("session.secretFile", "%v", err)
+		}
+	case c.Secret == "":
+		return optionError("session.secret", "is required: write at least 32 random characters (e.g. the output of `openssl rand -base64 32`), or use session.secretFile")
+	}
+	if len(secret) < 32 {
+		return optionError("session.secret", "is %d characters long: write at least 32 random characters (e.g. `openssl rand -base64 32`)", len(secret))
+	}
+	previous := splitList(c.PreviousSecrets)
+	for i, p := range previous {
+		if len(p) < 32 {
+			return optionError("session.previousSecrets", "entry %d is %d characters long: every secret has at least 32", i+1, len(p))
+		}
+	}
+	sealer, err := session.NewSealer(secret, previous)
+	if err != nil {
+		return optionError("session.secret", "%v", err)
+	}
+	s.sealer = sealer
+
+	lifetime := strings.TrimSpace(c.Lifetime)
+	if lifetime == "" {
+		lifetime = "2h"
+	}
+	d, err := time.ParseDuration(lifetime)
+	if err != nil || d < minLifetime || d > maxLifetime {
+		return optionError("session.lifetime", "%q is not a duration from 1m to 720h: write e.g. \"2h\" or \"30m\"", c.Lifetime)
+	}
+	s.lifetime = d
+
+	s.cookieName = strings.TrimSpace(c.CookieName)
+	if s.cookieName == "" {
+		s.cookieName = "entraauth_" + strings.ReplaceAll(s.portal, "-", "_")
+	}
+	if !isCookieName(s.cookieName) {
+		return optionError("session.cookieName", "%q may hold only letters, digits, '_' and '-' (at most 64)", c.CookieName)
+	}
+
+	s.cookieDomain = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(c.CookieDomain), "."))
+	if s.cookieDomain != "" && !isDomain(s.cookieDomain) {
+		return optionError("session.cookieDomain", "%q is not a domain: write the parent domain alone, e.g. example.com", c.CookieDomain)
+	}
+	s.insecureCookies = c.InsecureCookies
+	return nil
+}
+
+// optionError is a configuration error that names the option at fault.
+func optionError(option, format string, args ...interface{}) error {
+	return fmt.Errorf("entraauth: %s: %s", option, fmt.Sprintf(format, args...))
+}
+
+const maxSecretFileSize = 64 << 10
+
+func readSecretFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("cannot read %s: %w", path, err)
+	}
+	defer f.Close()
+	b := make([]byte, maxSecretFileSize+1)
+	n, err := io.ReadFull(f, b)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("cannot read %s: %w", path, err)
+	}
+	if n > maxSecretFileSize {
+		return "", fmt.Errorf("%s is larger than %d bytes", path, maxSecretFileSize)
+	}
+	secret := strings.TrimSpace(string(b[:n]))
+	if secret == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return secret, nil
+}
+
+func fingerprint(secret string) string {
+	sum := sha256.Sum256([]byte("entraauth client key\x00" + secret))
+	return hex.EncodeToString(sum[:8])
+}
+
+// clients holds one Entra ID client per distinct configuration, so that the
+// tenant's metadata and keys survive Traefik's reloads (which call New for
+// every router every time) instead of being fetched again. It is the
+// package's only cache of that kind; it is bounded by maxClients.
+var clients = struct {
+	sync.Mutex
+	byKey map[string]*entraid.Client
+}{byKey: map[string]*entraid.Client{}}
+
+const maxClients = 64
+
+func sharedClient(s *settings) (*entraid.Client, error) {
+	clients.Lock()
+	defer clients.Unlock()
+	if c, ok := clients.byKey[s.clientKey]; ok {
+		return c, nil
+	}
+	c, err := entraid.NewClient(s.entra)
+	if err != nil {
+		return nil, optionError("microsoftEntraID", "%v", err)
+	}
+	if len(clients.byKey) >= maxClients {
+		// Configurations that many mean old ones are gone: start afresh
+		// rather than keep clients that no router uses.
+		clients.byKey = map[string]*entraid.Client{}
+	}
+	clients.byKey[s.clientKey] = c
+	return c, nil
+}
+
+// splitList flattens list options: Traefik gives YAML lists as slices and
+// label values as one comma-separated string; scopes are also commonly
+// written space-separated.
+func splitList(values []string) []string {
+	var out []string
+	for _, v := range values {
+		for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' }) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func isMultiTenant(tenant string) bool {
+	switch strings.ToLower(tenant) {
+	case "common", "organizations", "consumers":
+		return true
+	}
+	return false
+}
+
+// isGUID reports whether s has the 8-4-4-4-12 hex form of an Entra ID.
+func isGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !isHex(c) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+}
+
+// isDomain reports whether s is a DNS name with at least two labels.
+func isDomain(s string) bool {
+	if len(s) > 253 || !strings.Contains(s, ".") {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// isAuthorityHost reports whether s is an https URL with a host and no path.
+// Plain http is accepted for loopback hosts only, which is where test and
+// development tenants run.
+func isAuthorityHost(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return false
+	}
+	switch u.Scheme {
+	case "https":
+		return true
+	case "http":
+		h := u.Hostname()
+		ip := net.ParseIP(h)
+		return h == "localhost" || (ip != nil && ip.IsLoopback())
+	}
+	return false
+}
+
+// isHostPort reports whether s is a DNS name or IP literal, optionally with
+// a port.
+func isHostPort(s string) bool {
+	host := s
+	if h, port, err := net.SplitHostPort(s); err == nil {
+		if port == "" || strings.Trim(port, "0123456789") != "" {
+			return false
+		}
+		host = h
+	}
+	if net.ParseIP(host) != nil {
+		return true
+	}
+	return isDomain(host) || host == "localhost"
+}
+
+func isPortalName(s string) bool {
+	if len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func isCookieName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// hostOnly drops the port of a host:port.
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return strings.Trim(hostport, "[]")
+}
+
+// hostUnderDomain reports whether host is domain or one of its subdomains.
+func hostUnderDomain(host, domain string) bool {
+	host = strings.ToLower(host)
+	return host == domain || strings.HasSuffix(host, "."+domain)
+}

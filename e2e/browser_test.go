@@ -1,0 +1,68 @@
+package e2e
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// clickUserScript clicks the control on the tenant's sign-in page that
+// names the user, the way a person picks an account.
+const clickUserScript = `(() => {
+  const want = %q.toLowerCase();
+  const els = Array.from(document.querySelectorAll('button, input[type=submit], a, [role=button]'));
+  const el = els.find(e => ((e.innerText || '') + ' ' + (e.value || '') + ' ' + (e.getAttribute('aria-label') || '')).toLowerCase().includes(want));
+  if (!el) return false;
+  el.click();
+  return true;
+})()`
+
+// A real browser signs in through the tenant's sign-in page, lands on the
+// page it asked for, and stays signed in across a reload.
+func TestBrowserSignsInThroughTheTenantPageAndStaysSignedIn(t *testing.T) {
+	e := newEnv(t, "", nil)
+	page := startChromium(t)
+	out := filepath.Join(repoRoot(t), "out")
+
+	start := e.traefik.url(appHost, "/hello?from=browser")
+	page.navigate(start)
+	page.waitUntil("the tenant's sign-in page", 30*time.Second, func(s pageState) bool {
+		return strings.HasPrefix(s.URL, e.tenant.URL+"/") && strings.Contains(strings.ToLower(s.Text), "alice")
+	})
+	page.screenshot(filepath.Join(out, "browser-tenant-sign-in.png"))
+
+	var clicked bool
+	if err := page.eval(fmt.Sprintf(clickUserScript, alice.PreferredUsername), &clicked); err != nil || !clicked {
+		if err == nil {
+			// Pages may show the display name rather than the UPN.
+			err = page.eval(fmt.Sprintf(clickUserScript, alice.Name), &clicked)
+		}
+		if err != nil || !clicked {
+			t.Fatalf("no control for alice on the sign-in page (%v): %.500s", err, page.state().Text)
+		}
+	}
+
+	signedIn := page.waitUntil("the app, signed in", 30*time.Second, func(s pageState) bool {
+		return s.URL == start && strings.Contains(s.Text, "X-Forwarded-User")
+	})
+	if !strings.Contains(signedIn.Text, alice.OID) {
+		t.Fatalf("the app did not get alice's identity: %.800s", signedIn.Text)
+	}
+	authorizeHits := e.tenant.Hits("authorize")
+
+	page.call("Page.reload", map[string]interface{}{"ignoreCache": true}, nil)
+	// Reload starts asynchronously: wait until the new document is there.
+	time.Sleep(500 * time.Millisecond)
+	reloaded := page.waitUntil("the app after a reload", 30*time.Second, func(s pageState) bool {
+		return s.URL == start && strings.Contains(s.Text, alice.OID)
+	})
+	if n := e.tenant.Hits("authorize"); n != authorizeHits {
+		t.Errorf("the reload went back to the tenant (%d authorize hits, was %d)", n, authorizeHits)
+	}
+	if strings.Contains(reloaded.Text, "entraauth_") {
+		t.Errorf("the plugin's cookies reached the app: %.800s", reloaded.Text)
+	}
+	page.screenshot(filepath.Join(out, "browser-signed-in.png"))
+}

@@ -1,0 +1,243 @@
+package e2e
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tfa-plugin/entraauth/session"
+)
+
+// shortLifetime is the shortest session the plugin accepts (it refuses
+// lifetimes under a minute, so a typo cannot make sessions useless).
+const shortLifetime = time.Minute
+
+// signedIn reports whether the client's session opens: an API call is
+// served (200) rather than refused (401).
+func signedIn(t *testing.T, c *client, rawURL string) bool {
+	t.Helper()
+	resp := c.do(c.request(http.MethodGet, rawURL, apiHeader()))
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return true
+	case http.StatusUnauthorized:
+		return false
+	}
+	t.Fatalf("GET %s: got %s, want 200 or 401: %.300s", rawURL, resp.Status, resp.body)
+	return false
+}
+
+// logoutRequest is the POST the plugin's sign-out button sends.
+func logoutRequest(c *client, rawURL, origin string) *http.Request {
+	h := navigationHeader()
+	h["Content-Type"] = []string{"application/x-www-form-urlencoded"}
+	if origin != "" {
+		h["Origin"] = []string{origin}
+	}
+	return c.request(http.MethodPost, rawURL, h)
+}
+
+func TestLogoutEndsTheSession(t *testing.T) {
+	e := newEnv(t, alice.PreferredUsername, nil)
+	app := e.traefik.url(appHost, "/")
+	e.client.signIn(app)
+
+	resp := e.client.do(logoutRequest(e.client, e.traefik.url(appHost, "/portals/main/logout"), e.traefik.origin(appHost)))
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout: got %s, want 303: %.300s", resp.Status, resp.body)
+	}
+	if want := e.tenant.URL + "/" + e.tenant.TenantID + "/oauth2/v2.0/logout"; !strings.HasPrefix(resp.location(), want) {
+		t.Errorf("logout redirects to %q, want Entra's end_session_endpoint %s", resp.location(), want)
+	}
+	if names := e.client.cookieNames(app); len(names) != 0 {
+		t.Errorf("cookies left after logout: %v", names)
+	}
+	if signedIn(t, e.client, app) {
+		t.Fatal("still signed in after logout")
+	}
+	// The sign-out page itself is a plain GET.
+	page := e.client.visit(e.traefik.url(appHost, "/portals/main/logout"))
+	if page.StatusCode != http.StatusOK || !strings.Contains(strings.ToLower(string(page.body)), "<form") {
+		t.Errorf("GET logout: got %s, want a page with a sign-out form: %.300s", page.Status, page.body)
+	}
+}
+
+func TestLogoutFromAnotherOriginIsRefused(t *testing.T) {
+	e := newEnv(t, alice.PreferredUsername, nil)
+	app := e.traefik.url(appHost, "/")
+	e.client.signIn(app)
+
+	tests := []struct {
+		name   string
+		origin string
+	}{
+		{"another host", e.traefik.origin("evil.example.test")},
+		{"the same host over plain HTTP", strings.Replace(e.traefik.origin(appHost), "https://", "http://", 1)},
+		{"the same host on another port", "https://" + appHost + ":1"},
+		{"an opaque origin", "null"},
+		{"no Origin header", ""},
+	}
+	for _, tt := range tests {
+		tt := tt
+		t.Run(tt.name, func(t *testing.T) {
+			resp := e.client.do(logoutRequest(e.client, e.traefik.url(appHost, "/portals/main/logout"), tt.origin))
+			if resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("got %s, want 403", resp.Status)
+			}
+			if !signedIn(t, e.client, app) {
+				t.Fatal("a refused logout ended the session")
+			}
+		})
+	}
+}
+
+func TestExpiredSessionLeadsBackToSignIn(t *testing.T) {
+	// The wait is a minute long: let it overlap with the other parallel
+	// tests.
+	t.Parallel()
+	e := newEnv(t, alice.PreferredUsername, func(pc map[string]interface{}) {
+		sessionSettings(pc)["lifetime"] = shortLifetime.String()
+	})
+	app := e.traefik.url(appHost, "/")
+	signInAt := time.Now()
+	e.client.signIn(app)
+
+	if !signedIn(t, e.client, app) {
+		t.Fatal("not signed in right after sign-in")
+	}
+	ok := waitFor(shortLifetime+30*time.Second, time.Second, func() bool { return !signedIn(t, e.client, app) })
+	if !ok {
+		t.Fatalf("session still open %v after sign-in with lifetime %v", time.Since(signInAt), shortLifetime)
+	}
+	// A session must not end much before its lifetime (the cookie's
+	// Max-Age and the sealed expiry may round down to the second).
+	if age := time.Since(signInAt); age < shortLifetime-2*time.Second {
+		t.Errorf("session ended after %v, before its lifetime %v", age, shortLifetime)
+	}
+
+	nav := e.client.visit(app)
+	if nav.StatusCode != http.StatusFound || !strings.HasPrefix(nav.location(), e.tenant.URL+"/") {
+		t.Fatalf("after expiry: got %s to %q, want 302 to the tenant", nav.Status, nav.location())
+	}
+	e.client.signIn(app)
+}
+
+func TestTamperedSessionCookieLeadsBackToSignIn(t *testing.T) {
+	e := newEnv(t, alice.PreferredUsername, nil)
+	app := e.traefik.url(appHost, "/")
+
+	otherSealer, err := session.NewSealer("an-attacker-secret-that-is-long-enough-0123", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := (&session.Session{OID: alice.OID, TID: e.tenant.TenantID, Name: alice.Name, IssuedAt: time.Now().Unix(), Expires: time.Now().Add(time.Hour).Unix()}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealedElsewhere, err := otherSealer.Seal(forged, "entraauth_main", time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name   string
+		tamper func(string) string
+	}{
+		{"one character changed", func(v string) string {
+			i := len(v) / 2
+			c := byte('A')
+			if v[i] == 'A' {
+				c = 'B'
+			}
+			return v[:i] + string(c) + v[i+1:]
+		}},
+		{"truncated", func(v string) string { return v[:len(v)-5] }},
+		{"garbage", func(string) string { return "not-a-sealed-value" }},
+		{"sealed with another secret", func(string) string { return sealedElsewhere }},
+	}
+	for _, tt := range tests {
+		tt := tt
+		t.Run(tt.name, func(t *testing.T) {
+			e.client.signIn(app)
+			ck, err := e.client.cookie(app, "entraauth_main")
+			if err != nil {
+				t.Fatalf("after sign-in: %v (cookies %v)", err, e.client.cookieNames(app))
+			}
+			u, _ := url.Parse(app)
+			e.client.jar.SetCookies(u, []*http.Cookie{{Name: ck.Name, Value: tt.tamper(ck.Value), Path: "/", Secure: true, HttpOnly: true}})
+
+			if signedIn(t, e.client, app) {
+				t.Fatal("a tampered cookie opened a session")
+			}
+			nav := e.client.visit(app)
+			if nav.StatusCode != http.StatusFound || !strings.HasPrefix(nav.location(), e.tenant.URL+"/") {
+				t.Fatalf("with a tampered cookie: got %s to %q, want 302 to the tenant", nav.Status, nav.location())
+			}
+			e.client.signIn(app)
+		})
+	}
+}
+
+func TestSessionOpensOnEveryInstanceSharingTheSecretAcrossRotation(t *testing.T) {
+	tenant := newTenant(t, alice.PreferredUsername)
+	up := newUpstream(t)
+	certs := newCerts(t)
+	const newSecret = "the-rotated-session-secret-0123456789-qrstuvwxyz"
+
+	config := func(secret string, previous ...string) dynamicConfig {
+		pc := pluginConfig(tenant, secret)
+		if len(previous) > 0 {
+			sessionSettings(pc)["previousSecrets"] = previous
+		}
+		return dynamicConfig{
+			routes:      []route{{name: "app", hosts: []string{appHost}, middlewares: []string{authMiddleware}}},
+			middlewares: map[string]map[string]interface{}{authMiddleware: pc},
+			upstream:    up.srv.URL,
+		}
+	}
+	a := startTraefik(t, certs, config(sessionSecret))
+	b := startTraefik(t, certs, config(sessionSecret))
+	c := newClient(t, certs)
+
+	c.signIn(a.url(appHost, "/"))
+	// Cookies do not depend on the port: the jar sends A's cookie to B, as a
+	// browser would behind a load balancer.
+	original, err := c.cookie(a.url(appHost, "/"), "entraauth_main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	restore := func() {
+		u, _ := url.Parse(b.url(appHost, "/"))
+		c.jar.SetCookies(u, []*http.Cookie{{Name: original.Name, Value: original.Value, Path: "/", Secure: true, HttpOnly: true}})
+	}
+
+	steps := []struct {
+		name       string
+		cfg        dynamicConfig
+		wantSigned bool
+	}{
+		{"B with the same secret", config(sessionSecret), true},
+		{"B with a new secret and the old one in previousSecrets", config(newSecret, sessionSecret), true},
+		{"B with only the new secret", config(newSecret), false},
+	}
+	for i, s := range steps {
+		if i > 0 {
+			b.reload(s.cfg)
+		}
+		restore()
+		if got := signedIn(t, c, b.url(appHost, "/")); got != s.wantSigned {
+			t.Errorf("%s: signed in = %v, want %v", s.name, got, s.wantSigned)
+		}
+		if s.wantSigned {
+			echo := c.echoed(c.do(c.request(http.MethodGet, b.url(appHost, "/"), apiHeader())))
+			if got := echo.Header.Get("X-Forwarded-User"); got != alice.OID {
+				t.Errorf("%s: X-Forwarded-User = %q, want %q", s.name, got, alice.OID)
+			}
+		}
+	}
+	if n := tenant.Hits("token"); n != 1 {
+		t.Errorf("token endpoint hit %d times, want the single sign-in through A", n)
+	}
+}

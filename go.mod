@@ -1,0 +1,3 @@
+module github.com/tfa-plugin/entraauth
+
+go 1.21

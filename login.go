@@ -1,0 +1,267 @@
+package entraauth
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tfa-plugin/entraauth/entraid"
+	"github.com/tfa-plugin/entraauth/session"
+)
+
+// loginLifetime bounds a sign-in in flight: Entra's authorization codes live
+// about ten minutes, so a slower sign-in could not finish anyway.
+const loginLifetime = 10 * time.Minute
+
+// loginState is what the login-state cookie carries from the redirect to the
+// callback. One cookie per login in flight, named after its state, lets
+// several tabs sign in at once.
+type loginState struct {
+	State       string `json:"s"`
+	Nonce       string `json:"n"`
+	Verifier    string `json:"v"`
+	ReturnURL   string `json:"r"`
+	RedirectURI string `json:"u"`
+}
+
+// startLogin sends the browser to Entra ID with a fresh state, nonce and
+// PKCE verifier, remembered in a sealed cookie only the callback receives.
+func (m *Middleware) startLogin(w http.ResponseWriter, r *http.Request) {
+	scheme := requestScheme(r)
+	if scheme == "http" && !m.insecure {
+		m.writeError(w, r, &problem{
+			Status: http.StatusBadRequest,
+			Title:  "Sign-in needs HTTPS",
+			Message: "This site is served over plain HTTP, but the session cookie is Secure, so the browser would drop it " +
+				"and sign-in would never finish. Serve the site over HTTPS, or for local development only set session.insecureCookies: true.",
+			Code: "insecure_transport",
+		})
+		return
+	}
+	st := loginState{
+		State:     randomToken(),
+		Nonce:     randomToken(),
+		Verifier:  randomToken(),
+		ReturnURL: scheme + "://" + r.Host + r.URL.RequestURI(),
+	}
+	host := r.Host
+	if m.authHost != "" {
+		host = m.authHost
+	}
+	st.RedirectURI = scheme + "://" + host + m.callbackPath
+
+	authURL, err := m.client.AuthCodeURL(r.Context(), entraid.AuthRequest{
+		RedirectURI:   st.RedirectURI,
+		State:         st.State,
+		Nonce:         st.Nonce,
+		CodeChallenge: codeChallenge(st.Verifier),
+	})
+	if err != nil {
+		m.writeError(w, r, m.upstreamProblem(err))
+		return
+	}
+	plain, err := json.Marshal(st)
+	if err != nil {
+		m.writeError(w, r, internalProblem())
+		return
+	}
+	name := m.loginCookieName(st.State)
+	sealed, err := m.sealer.Seal(plain, name, m.now().Add(loginLifetime))
+	if err != nil {
+		m.writeError(w, r, internalProblem())
+		return
+	}
+	http.SetCookie(w, m.loginCookie(name, sealed, int(loginLifetime/time.Second)))
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, authURL, http.StatusFound)
+}
+
+// serveCallback finishes a sign-in: it checks the state against this
+// browser's login-state cookie, redeems the code with the PKCE verifier,
+// verifies the ID token and sets the session cookie.
+func (m *Middleware) serveCallback(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		m.writeError(w, r, &problem{Status: http.StatusMethodNotAllowed, Title: "Method not allowed", Message: "The sign-in callback takes GET requests only.", Code: "method_not_allowed"})
+		return
+	}
+	q := r.URL.Query()
+	st, ok := m.consumeLoginState(w, r, q.Get("state"))
+	if e := q.Get("error"); e != "" {
+		m.writeError(w, r, callbackErrorProblem(e, q.Get("error_description"), st))
+		return
+	}
+	if !ok {
+		m.writeError(w, r, &problem{
+			Status:  http.StatusBadRequest,
+			Title:   "Sign-in expired",
+			Message: "This sign-in was not started in this browser, was already used, or took longer than 10 minutes. Please start again.",
+			Code:    "invalid_state",
+			Retry:   "/",
+		})
+		return
+	}
+	code := q.Get("code")
+	if code == "" {
+		m.writeError(w, r, &problem{Status: http.StatusBadRequest, Title: "Sign-in failed", Message: "Microsoft Entra ID returned no authorization code.", Code: "missing_code", Retry: st.ReturnURL})
+		return
+	}
+	token, err := m.client.Exchange(r.Context(), code, st.Verifier, st.RedirectURI)
+	if err != nil {
+		p := m.upstreamProblem(err)
+		p.Retry = st.ReturnURL
+		m.writeError(w, r, p)
+		return
+	}
+	claims, err := m.client.VerifyIDToken(r.Context(), token.IDToken, st.Nonce)
+	if err != nil {
+		m.log.Printf("sign-in refused: %v", err)
+		status := http.StatusUnauthorized
+		if errors.Is(err, entraid.ErrUnavailable) {
+			status = http.StatusBadGateway
+		}
+		m.writeError(w, r, &problem{Status: status, Title: "Sign-in could not be verified", Message: "The identity token from Microsoft Entra ID did not pass verification. Please sign in again.", Code: "invalid_id_token", Retry: st.ReturnURL})
+		return
+	}
+	now := m.now()
+	s := &session.Session{
+		OID:               claims.OID,
+		TID:               claims.TID,
+		Name:              claims.Name,
+		PreferredUsername: claims.PreferredUsername,
+		Email:             claims.Email,
+		Roles:             claims.Roles,
+		Groups:            claims.Groups,
+		IssuedAt:          now.Unix(),
+		Expires:           now.Add(m.lifetime).Unix(),
+	}
+	if err := m.writeSession(w, r, s); err != nil {
+		m.log.Printf("cannot store the session of %s: %v", claims.OID, err)
+		m.writeError(w, r, &problem{Status: http.StatusInternalServerError, Title: "Session too large", Message: "Your account's sign-in information does not fit in a browser cookie.", Code: "session_too_large"})
+		return
+	}
+	target, ok := m.safeReturnURL(st.ReturnURL, r)
+	if !ok {
+		target = "/"
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, target, http.StatusFound)
+}
+
+// consumeLoginState finds, opens and deletes the login-state cookie that
+// belongs to state. It reports false for a missing, forged, expired or
+// already used state.
+func (m *Middleware) consumeLoginState(w http.ResponseWriter, r *http.Request, state string) (*loginState, bool) {
+	if len(state) != tokenLength || strings.Trim(state, base64URLAlphabet) != "" {
+		return nil, false
+	}
+	name := m.loginCookieName(state)
+	c, err := r.Cookie(name)
+	if err != nil {
+		return nil, false
+	}
+	http.SetCookie(w, m.loginCookie(name, "", -1))
+	plain, err := m.sealer.Open(c.Value, name, m.now())
+	if err != nil {
+		return nil, false
+	}
+	var st loginState
+	if err := json.Unmarshal(plain, &st); err != nil {
+		return nil, false
+	}
+	if subtle.ConstantTimeCompare([]byte(st.State), []byte(state)) != 1 {
+		return nil, false
+	}
+	if !usedStates.claim(state, m.now()) {
+		return nil, false
+	}
+	return &st, true
+}
+
+func (m *Middleware) loginCookieName(state string) string {
+	return m.loginPrefix + state[:12]
+}
+
+// loginCookie is scoped to the callback path, so that it travels with no
+// other request; in auth-host mode it is set for the cookie domain, so that
+// the auth host's callback receives it.
+func (m *Middleware) loginCookie(name, value string, maxAge int) *http.Cookie {
+	c := &http.Cookie{
+		Name:     name,
+		Value:    value,
+		Path:     m.callbackPath,
+		MaxAge:   maxAge,
+		Secure:   !m.insecure,
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+	}
+	if m.authHost != "" {
+		c.Domain = m.cookieDomain
+	}
+	return c
+}
+
+const (
+	tokenLength       = 43 // 32 random bytes, base64url without padding
+	base64URLAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+)
+
+// randomToken returns 32 random bytes, base64url-encoded: the state, the
+// nonce and the PKCE verifier (43 characters, within RFC 7636's 43 to 128).
+func randomToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic("entraauth: no randomness: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// codeChallenge is the PKCE S256 challenge for verifier.
+func codeChallenge(verifier string) string {
+	sum := sha256.Sum256([]byte(verifier))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// usedStates remembers the states of finished sign-ins until they expire,
+// so that a replayed callback is refused even if the browser kept its
+// login-state cookie. It is process-wide on purpose: it must outlive
+// Traefik's reloads, which create new middleware instances.
+var usedStates = &stateSet{seen: map[string]int64{}}
+
+const maxUsedStates = 100000
+
+type stateSet struct {
+	mu   sync.Mutex
+	seen map[string]int64 // state -> unix expiry
+}
+
+// claim records state as used and reports whether it was unused.
+func (s *stateSet) claim(state string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, used := s.seen[state]; used {
+		return false
+	}
+	if len(s.seen) >= maxUsedStates {
+		for k, exp := range s.seen {
+			if exp < now.Unix() {
+				delete(s.seen, k)
+			}
+		}
+		if len(s.seen) >= maxUsedStates {
+			// Under a flood of sign-ins, forget rather than grow: the
+			// cookie deletion and Entra's single-use codes still stop
+			// replays.
+			s.seen = map[string]int64{}
+		}
+	}
+	s.seen[state] = now.Add(loginLifetime).Unix()
+	return true
+}

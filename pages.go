@@ -1,0 +1,307 @@
+package entraauth
+
+import (
+	"encoding/json"
+	"errors"
+	"html"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tfa-plugin/entraauth/entraid"
+	"github.com/tfa-plugin/entraauth/session"
+)
+
+// problem is an error shown to the user: an HTML page for browsers, JSON for
+// API clients. It never carries secrets, tokens or stack traces.
+type problem struct {
+	Status  int
+	Title   string
+	Message string
+	Code    string // machine-readable, e.g. "invalid_state" or Entra's "invalid_grant"
+	AADSTS  string // Entra's error code, e.g. "AADSTS50011"
+	TraceID string // Entra's trace ID, for the tenant's sign-in logs
+	Hint    string // what an administrator can do about it
+	Retry   string // where "Try again" leads; local or validated URL
+}
+
+func internalProblem() *problem {
+	return &problem{Status: http.StatusInternalServerError, Title: "Sign-in failed", Message: "An internal error occurred. Please try again.", Code: "internal_error"}
+}
+
+// upstreamProblem explains a failed call to Entra ID, and logs it for the
+// operator (Entra's messages carry no secrets).
+func (m *Middleware) upstreamProblem(err error) *problem {
+	m.log.Printf("Microsoft Entra ID: %v", err)
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if ee, ok := e.(*entraid.Error); ok {
+			return &problem{
+				Status:  http.StatusBadGateway,
+				Title:   "Microsoft Entra ID refused the sign-in",
+				Message: firstLine(ee.Description),
+				Code:    ee.Code,
+				AADSTS:  ee.AADSTS(),
+				TraceID: ee.TraceID,
+				Hint:    ee.Hint(),
+			}
+		}
+	}
+	return &problem{
+		Status:  http.StatusServiceUnavailable,
+		Title:   "Microsoft Entra ID is unreachable",
+		Message: "Signing in is not possible right now because Microsoft Entra ID could not be reached. Please try again in a moment.",
+		Code:    "idp_unavailable",
+	}
+}
+
+// callbackErrorProblem explains an error Entra ID sent back to the callback
+// (the user cancelled, consent is missing, ...).
+func callbackErrorProblem(code, description string, st *loginState) *problem {
+	p := &problem{
+		Status:  http.StatusBadGateway,
+		Title:   "Sign-in did not complete",
+		Message: firstLine(description),
+		Code:    code,
+		AADSTS:  aadstsCode(description),
+		TraceID: traceID(description),
+		Retry:   "/",
+	}
+	if code == "access_denied" {
+		p.Status = http.StatusForbidden
+		p.Title = "Sign-in was cancelled or refused"
+	}
+	if p.Message == "" {
+		p.Message = "Microsoft Entra ID answered with the error " + code + "."
+	}
+	if st != nil {
+		p.Retry = st.ReturnURL
+	}
+	return p
+}
+
+// writeError answers with p: JSON for clients that ask for it, HTML else.
+func (m *Middleware) writeError(w http.ResponseWriter, r *http.Request, p *problem) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if wantsJSON(r) {
+		body := map[string]interface{}{"error": p.Code, "error_description": p.Message, "status": p.Status}
+		if p.AADSTS != "" {
+			body["aadsts"] = p.AADSTS
+		}
+		if p.TraceID != "" {
+			body["trace_id"] = p.TraceID
+		}
+		if p.Hint != "" {
+			body["hint"] = p.Hint
+		}
+		writeJSON(w, p.Status, body)
+		return
+	}
+	var b strings.Builder
+	b.WriteString("<p>" + html.EscapeString(p.Message) + "</p>")
+	if p.AADSTS != "" || p.TraceID != "" || p.Code != "" {
+		b.WriteString("<dl>")
+		if p.Code != "" {
+			b.WriteString("<dt>Error</dt><dd><code>" + html.EscapeString(p.Code) + "</code></dd>")
+		}
+		if p.AADSTS != "" {
+			b.WriteString("<dt>Entra ID code</dt><dd><code>" + html.EscapeString(p.AADSTS) + "</code></dd>")
+		}
+		if p.TraceID != "" {
+			b.WriteString("<dt>Trace ID</dt><dd><code>" + html.EscapeString(p.TraceID) + "</code></dd>")
+		}
+		b.WriteString("</dl>")
+	}
+	if p.Hint != "" {
+		b.WriteString("<p class=hint>" + html.EscapeString(p.Hint) + "</p>")
+	}
+	if p.Retry != "" {
+		if target, ok := m.safeReturnURL(p.Retry, r); ok {
+			b.WriteString(`<p><a class=button href="` + html.EscapeString(target) + `">Try again</a></p>`)
+		}
+	}
+	writePage(w, p.Status, p.Title, b.String())
+}
+
+// serveLogout shows a sign-out button (GET) or signs out (POST). Signing out
+// is a POST from the same origin, so that another site cannot sign users out
+// with a link or an image.
+func (m *Middleware) serveLogout(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		rd := r.URL.Query().Get("rd")
+		hidden := ""
+		if target, ok := m.safeReturnURL(rd, r); ok {
+			hidden = `<input type=hidden name=rd value="` + html.EscapeString(target) + `">`
+		}
+		writePage(w, http.StatusOK, "Sign out", `<form method=post action="`+html.EscapeString(m.logoutPath)+`">`+hidden+
+			`<p>Sign out of this site and of Microsoft Entra ID?</p><p><button class=button type=submit>Sign out</button></p></form>`)
+	case http.MethodPost:
+		if !sameOrigin(r) {
+			m.writeError(w, r, &problem{Status: http.StatusForbidden, Title: "Sign-out refused", Message: "Sign-out requests must come from this site.", Code: "cross_origin"})
+			return
+		}
+		session.ClearChunked(w.Header(), r, m.cookie)
+		base := requestScheme(r) + "://" + r.Host
+		target := base + "/"
+		if rd, ok := m.safeReturnURL(formValue(r, "rd"), r); ok {
+			target = rd
+			if strings.HasPrefix(rd, "/") {
+				target = base + rd
+			}
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		if md, err := m.client.Metadata(r.Context()); err == nil && md.EndSessionEndpoint != "" {
+			q := url.Values{"post_logout_redirect_uri": {target}}
+			target = md.EndSessionEndpoint + "?" + q.Encode()
+		}
+		http.Redirect(w, r, target, http.StatusSeeOther)
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		m.writeError(w, r, &problem{Status: http.StatusMethodNotAllowed, Title: "Method not allowed", Message: "Sign out with a POST request.", Code: "method_not_allowed"})
+	}
+}
+
+// formValue reads one field of a small urlencoded form without keeping the
+// rest of the body.
+func formValue(r *http.Request, name string) string {
+	r.Body = http.MaxBytesReader(nil, r.Body, 8<<10)
+	if err := r.ParseForm(); err != nil {
+		return ""
+	}
+	return r.PostForm.Get(name)
+}
+
+// sameOrigin reports whether a state-changing request comes from a page of
+// this origin: by its Origin header or, where a browser sends none, by
+// Sec-Fetch-Site.
+func sameOrigin(r *http.Request) bool {
+	if origin := r.Header.Get("Origin"); origin != "" {
+		return strings.EqualFold(origin, requestScheme(r)+"://"+r.Host)
+	}
+	return r.Header.Get("Sec-Fetch-Site") == "same-origin"
+}
+
+// serveProfile shows who is signed in.
+func (m *Middleware) serveProfile(w http.ResponseWriter, r *http.Request) {
+	s := m.openSession(r)
+	if s == nil {
+		m.challenge(w, r)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if wantsJSON(r) {
+		writeJSON(w, http.StatusOK, map[string]interface{}{
+			"oid":                s.OID,
+			"tid":                s.TID,
+			"name":               s.Name,
+			"preferred_username": s.PreferredUsername,
+			"email":              s.Email,
+			"roles":              nonNil(s.Roles),
+			"groups":             nonNil(s.Groups),
+			"expires":            time.Unix(s.Expires, 0).UTC().Format(time.RFC3339),
+		})
+		return
+	}
+	var b strings.Builder
+	b.WriteString("<dl>")
+	row := func(k, v string) {
+		if v != "" {
+			b.WriteString("<dt>" + k + "</dt><dd>" + html.EscapeString(v) + "</dd>")
+		}
+	}
+	row("Name", s.Name)
+	row("User name", s.PreferredUsername)
+	row("Email", s.Email)
+	row("Object ID", s.OID)
+	row("Tenant ID", s.TID)
+	row("Roles", strings.Join(s.Roles, ", "))
+	row("Groups", strings.Join(s.Groups, ", "))
+	row("Session expires", time.Unix(s.Expires, 0).UTC().Format(time.RFC1123))
+	b.WriteString("</dl>")
+	b.WriteString(`<form method=post action="` + html.EscapeString(m.logoutPath) + `"><button class=button type=submit>Sign out</button></form>`)
+	writePage(w, http.StatusOK, "Signed in", b.String())
+}
+
+func nonNil(list []string) []string {
+	if list == nil {
+		return []string{}
+	}
+	return list
+}
+
+// wantsJSON reports whether the client prefers JSON to HTML.
+func wantsJSON(r *http.Request) bool {
+	accept := r.Header.Get("Accept")
+	return strings.Contains(accept, "application/json") && !strings.Contains(accept, "text/html")
+}
+
+func writeJSON(w http.ResponseWriter, status int, body map[string]interface{}) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"internal_error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+const pageStyle = `body{font:16px/1.5 system-ui,sans-serif;margin:0;background:#f3f4f6;color:#111}` +
+	`main{max-width:34rem;margin:10vh auto;background:#fff;padding:2rem 2.5rem;border-radius:8px;box-shadow:0 1px 4px #0002}` +
+	`h1{font-size:1.4rem;margin-top:0}dt{font-weight:600;margin-top:.5rem}dd{margin:0;word-break:break-all}` +
+	`.hint{background:#fff7e0;padding:.5rem .75rem;border-radius:4px}` +
+	`.button{display:inline-block;background:#0f6cbd;color:#fff;border:0;border-radius:4px;padding:.5rem 1rem;font:inherit;text-decoration:none;cursor:pointer}`
+
+// writePage writes a small self-contained HTML page; body is trusted HTML
+// whose dynamic parts the caller has escaped.
+func writePage(w http.ResponseWriter, status int, title, body string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write([]byte("<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport content=\"width=device-width\"><title>" +
+		html.EscapeString(title) + "</title><style>" + pageStyle + "</style></head><body><main><h1>" +
+		html.EscapeString(title) + "</h1>" + body + "</main></body></html>"))
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSpace(s)
+}
+
+// aadstsCode finds "AADSTS<digits>" in an Entra error description.
+func aadstsCode(s string) string {
+	i := strings.Index(s, "AADSTS")
+	if i < 0 {
+		return ""
+	}
+	j := i + 6
+	for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+		j++
+	}
+	if j == i+6 {
+		return ""
+	}
+	return s[i:j]
+}
+
+// traceID finds "Trace ID: <id>" in an Entra error description.
+func traceID(s string) string {
+	const marker = "Trace ID: "
+	i := strings.Index(s, marker)
+	if i < 0 {
+		return ""
+	}
+	id := s[i+len(marker):]
+	if j := strings.IndexAny(id, " \r\n"); j >= 0 {
+		id = id[:j]
+	}
+	return id
+}

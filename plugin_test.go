@@ -1,0 +1,738 @@
+package entraauth
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tfa-plugin/entraauth/entraid"
+	"github.com/tfa-plugin/entraauth/entraid/entraidtest"
+	"github.com/tfa-plugin/entraauth/session"
+)
+
+var alice = entraidtest.User{
+	OID:               "6c1e3d5a-7b8f-4a2e-9d1c-0b2a3c4d5e6f",
+	Name:              "Alice Example",
+	PreferredUsername: "alice@contoso.example",
+	Email:             "alice@contoso.example",
+	Groups:            []string{"a1b2c3d4-0000-4000-8000-000000000001", "a1b2c3d4-0000-4000-8000-000000000002"},
+	Roles:             []string{"Reader"},
+}
+
+// stack is a fake tenant, the middleware in front of an upstream that
+// echoes what it receives, and a browser with a cookie jar.
+type stack struct {
+	t        *testing.T
+	tenant   *entraidtest.Tenant
+	mw       *Middleware
+	server   *httptest.Server
+	upstream chan http.Header
+}
+
+func newStack(t *testing.T, change func(c *Config)) *stack {
+	t.Helper()
+	tenant := entraidtest.NewTenant(entraidtest.Options{
+		TenantID:     testTenantID,
+		ClientID:     testClientID,
+		ClientSecret: "client-secret-value",
+		Users:        []entraidtest.User{alice},
+		SignIn:       alice.PreferredUsername,
+	})
+	t.Cleanup(func() { tenant.Close() })
+	st := &stack{t: t, tenant: tenant, upstream: make(chan http.Header, 100)}
+
+	c := validConfig()
+	c.MicrosoftEntraID.AuthorityHost = tenant.URL
+	if change != nil {
+		change(c)
+	}
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Clone()
+		select {
+		case st.upstream <- h:
+		default:
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "upstream "+r.URL.RequestURI())
+	})
+	h, err := New(context.Background(), next, c, "test")
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	st.mw = h.(*Middleware)
+	st.server = httptest.NewTLSServer(h)
+	t.Cleanup(func() { st.server.Close() })
+	return st
+}
+
+// browser returns a client that behaves like a browser navigating: a cookie
+// jar, Accept: text/html, and redirects followed.
+func (st *stack) browser() *http.Client {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	// Server.Client returns one shared client: give each browser its own.
+	return &http.Client{Transport: st.server.Client().Transport, Jar: jar}
+}
+
+func navigate(t *testing.T, c *http.Client, rawURL string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", rawURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/html,application/xhtml+xml")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", rawURL, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func (st *stack) lastUpstream() http.Header {
+	select {
+	case h := <-st.upstream:
+		return h
+	default:
+		st.t.Fatal("the upstream received no request")
+		return nil
+	}
+}
+
+// signIn runs the whole sign-in in c and returns the final response.
+func (st *stack) signIn(c *http.Client) *http.Response {
+	st.t.Helper()
+	resp, body := navigate(st.t, c, st.server.URL+"/start")
+	if resp.StatusCode != 200 || body != "upstream /start" {
+		st.t.Fatalf("sign-in ended with %d %q", resp.StatusCode, body)
+	}
+	st.lastUpstream()
+	return resp
+}
+
+func TestSignInReturnsToTheOriginalURLWithIdentityHeaders(t *testing.T) {
+	st := newStack(t, nil)
+	c := st.browser()
+	req, _ := http.NewRequest("GET", st.server.URL+"/reports/2026?year=2026&q=a%20b", nil)
+	req.Header.Set("Accept", "text/html")
+	req.Header.Set("X-Forwarded-User", "mallory")
+	req.Header["X-FORWARDED-EMAIL"] = []string{"mallory@evil.example"}
+	req.Header.Add("X-Forwarded-Groups", "admins")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "upstream /reports/2026?year=2026&q=a%20b" {
+		t.Fatalf("got %d %q, want the original URL from the upstream", resp.StatusCode, body)
+	}
+	h := st.lastUpstream()
+	want := map[string]string{
+		"X-Forwarded-User":               alice.OID,
+		"X-Forwarded-Email":              alice.Email,
+		"X-Forwarded-Name":               alice.Name,
+		"X-Forwarded-Preferred-Username": alice.PreferredUsername,
+		"X-Forwarded-Groups":             strings.Join(alice.Groups, ","),
+		"X-Forwarded-Roles":              "Reader",
+	}
+	for k, v := range want {
+		if got := h.Values(k); len(got) != 1 || got[0] != v {
+			t.Errorf("upstream %s = %q, want [%q]", k, got, v)
+		}
+	}
+	for k := range h {
+		if strings.EqualFold(k, "X-Forwarded-Email") && k != "X-Forwarded-Email" {
+			t.Errorf("a spoofed %s reached the upstream", k)
+		}
+	}
+	if cookie := h.Get("Cookie"); strings.Contains(cookie, "entraauth_") {
+		t.Errorf("the session cookie reached the upstream: %q", cookie)
+	}
+	if st.tenant.Hits("token") != 1 {
+		t.Errorf("token endpoint hits = %d, want 1", st.tenant.Hits("token"))
+	}
+
+	// Signed in now: no trip to the tenant.
+	resp, body2 := navigate(t, c, st.server.URL+"/again")
+	if resp.StatusCode != 200 || body2 != "upstream /again" || st.tenant.Hits("authorize") != 1 {
+		t.Fatalf("second visit: %d %q, authorize hits %d", resp.StatusCode, body2, st.tenant.Hits("authorize"))
+	}
+}
+
+func TestSessionCookieAttributes(t *testing.T) {
+	st := newStack(t, nil)
+	c := noRedirects(st.browser())
+	resp, _ := navigate(t, c, st.server.URL+"/")
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("status %d, want 302", resp.StatusCode)
+	}
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	q := loc.Query()
+	for _, p := range []string{"state", "nonce", "code_challenge", "redirect_uri", "client_id"} {
+		if q.Get(p) == "" {
+			t.Errorf("authorize URL lacks %s: %s", p, loc)
+		}
+	}
+	if q.Get("code_challenge_method") != "S256" || q.Get("response_type") != "code" {
+		t.Errorf("authorize URL: %s", loc)
+	}
+	if want := st.server.URL + "/portals/main/oauth2/callback"; q.Get("redirect_uri") != want {
+		t.Errorf("redirect_uri = %q, want %q", q.Get("redirect_uri"), want)
+	}
+	login := findSetCookie(resp, "entraauth_main_login_")
+	for _, attr := range []string{"Path=/portals/main/oauth2/callback", "Max-Age=600", "HttpOnly", "Secure", "SameSite=Lax"} {
+		if !strings.Contains(login, attr) {
+			t.Errorf("login cookie %q lacks %s", login, attr)
+		}
+	}
+
+	// Follow to the tenant and back to the callback by hand.
+	resp, _ = navigate(t, c, loc.String())
+	callback := resp.Header.Get("Location")
+	resp, _ = navigate(t, c, callback)
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != st.server.URL+"/" {
+		t.Fatalf("callback: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	sess := findSetCookie(resp, "entraauth_main=")
+	for _, attr := range []string{"Path=/", "HttpOnly", "Secure", "SameSite=Lax", "Max-Age=7200"} {
+		if !strings.Contains(sess, attr) {
+			t.Errorf("session cookie %q lacks %s", sess, attr)
+		}
+	}
+	if strings.Contains(sess, "Domain=") {
+		t.Errorf("session cookie %q has a Domain without cookieDomain", sess)
+	}
+	if !strings.Contains(findSetCookie(resp, "entraauth_main_login_"), "Max-Age=0") {
+		t.Errorf("the login cookie was not deleted at the callback")
+	}
+}
+
+func noRedirects(c *http.Client) *http.Client {
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error { return http.ErrUseLastResponse }
+	return c
+}
+
+func findSetCookie(resp *http.Response, prefix string) string {
+	for _, v := range resp.Header.Values("Set-Cookie") {
+		if strings.HasPrefix(v, prefix) {
+			return v
+		}
+	}
+	return ""
+}
+
+func TestRequestsThatAreNotNavigationsGet401(t *testing.T) {
+	st := newStack(t, nil)
+	tests := []struct {
+		name    string
+		method  string
+		headers map[string]string
+	}{
+		{"an API call without Accept", "GET", nil},
+		{"a JSON request", "GET", map[string]string{"Accept": "application/json"}},
+		{"a fetch from a page", "GET", map[string]string{"Accept": "text/html", "Sec-Fetch-Mode": "cors"}},
+		{"a POST form", "POST", map[string]string{"Accept": "text/html"}},
+	}
+	for _, tt := range tests {
+		tt := tt
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, st.server.URL+"/api", nil)
+			for k, v := range tt.headers {
+				req.Header.Set(k, v)
+			}
+			resp, err := noRedirects(st.browser()).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
+				t.Fatalf("got %d with WWW-Authenticate %q, want 401 with the header", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+			}
+		})
+	}
+}
+
+// startLogin begins a sign-in in c and returns the callback URL the tenant
+// sends the browser to, without following it.
+func (st *stack) startLogin(c *http.Client, path string) string {
+	st.t.Helper()
+	resp, _ := navigate(st.t, c, st.server.URL+path)
+	if resp.StatusCode != http.StatusFound {
+		st.t.Fatalf("start: status %d", resp.StatusCode)
+	}
+	resp, _ = navigate(st.t, c, resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound {
+		st.t.Fatalf("authorize: status %d", resp.StatusCode)
+	}
+	return resp.Header.Get("Location")
+}
+
+func TestCallbackRefusesForgedReplayedAndForeignState(t *testing.T) {
+	st := newStack(t, nil)
+
+	t.Run("a state no browser was given", func(t *testing.T) {
+		c := noRedirects(st.browser())
+		st.startLogin(c, "/")
+		resp, body := navigate(t, c, st.server.URL+"/portals/main/oauth2/callback?code=abc&state="+randomToken())
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "invalid_state") {
+			t.Fatalf("got %d, want 400 invalid_state", resp.StatusCode)
+		}
+	})
+
+	t.Run("a malformed state", func(t *testing.T) {
+		c := noRedirects(st.browser())
+		resp, _ := navigate(t, c, st.server.URL+"/portals/main/oauth2/callback?code=abc&state=../../x")
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("got %d, want 400", resp.StatusCode)
+		}
+	})
+
+	t.Run("a state from another browser", func(t *testing.T) {
+		victim := noRedirects(st.browser())
+		callback := st.startLogin(victim, "/")
+		attacker := noRedirects(st.browser())
+		resp, _ := navigate(t, attacker, callback)
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("got %d, want 400", resp.StatusCode)
+		}
+		if findSetCookie(resp, "entraauth_main=") != "" {
+			t.Fatal("a session was set for a foreign state")
+		}
+	})
+
+	t.Run("a replayed callback with the login cookie kept", func(t *testing.T) {
+		c := noRedirects(st.browser())
+		callback := st.startLogin(c, "/")
+		u, _ := url.Parse(callback)
+		kept := c.Jar.Cookies(u)
+		resp, _ := navigate(t, c, callback)
+		if resp.StatusCode != http.StatusFound {
+			t.Fatalf("first use: %d", resp.StatusCode)
+		}
+		c.Jar.SetCookies(u, kept)
+		resp, _ = navigate(t, c, callback)
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("replay: got %d, want 400", resp.StatusCode)
+		}
+	})
+
+	t.Run("a login cookie renamed to another state", func(t *testing.T) {
+		c := noRedirects(st.browser())
+		callback := st.startLogin(c, "/")
+		u, _ := url.Parse(callback)
+		other := randomToken()
+		for _, ck := range c.Jar.Cookies(u) {
+			if strings.HasPrefix(ck.Name, "entraauth_main_login_") {
+				c.Jar.SetCookies(u, []*http.Cookie{{Name: "entraauth_main_login_" + other[:12], Value: ck.Value, Path: "/portals/main/oauth2/callback"}})
+			}
+		}
+		q := u.Query()
+		q.Set("state", other)
+		u.RawQuery = q.Encode()
+		resp, _ := navigate(t, c, u.String())
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("got %d, want 400", resp.StatusCode)
+		}
+	})
+
+	t.Run("several tabs signing in at once", func(t *testing.T) {
+		c := noRedirects(st.browser())
+		first := st.startLogin(c, "/tab1")
+		second := st.startLogin(c, "/tab2")
+		for _, tab := range []struct{ callback, want string }{{second, "/tab2"}, {first, "/tab1"}} {
+			resp, _ := navigate(t, c, tab.callback)
+			if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != st.server.URL+tab.want {
+				t.Fatalf("tab %s: %d to %q", tab.want, resp.StatusCode, resp.Header.Get("Location"))
+			}
+		}
+	})
+}
+
+func TestCallbackRefusesIDTokensThatFailAnyCheck(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(claims map[string]interface{})
+	}{
+		{"a wrong nonce", func(c map[string]interface{}) { c["nonce"] = "replayed-nonce" }},
+		{"no nonce", func(c map[string]interface{}) { delete(c, "nonce") }},
+		{"another issuer", func(c map[string]interface{}) {
+			c["iss"] = "https://login.microsoftonline.com/" + testTenantID + "/v2.0"
+		}},
+		{"another audience", func(c map[string]interface{}) { c["aud"] = "00000000-1111-2222-3333-444444444444" }},
+		{"another tenant", func(c map[string]interface{}) { c["tid"] = "00000000-1111-2222-3333-444444444444" }},
+		{"an expired token", func(c map[string]interface{}) { c["exp"] = float64(time.Now().Add(-time.Hour).Unix()) }},
+		{"a token not yet valid", func(c map[string]interface{}) { c["nbf"] = float64(time.Now().Add(time.Hour).Unix()) }},
+	}
+	st := newStack(t, nil)
+	for _, tt := range tests {
+		tt := tt
+		t.Run(tt.name, func(t *testing.T) {
+			st.tenant.SetClaimsHook(tt.mutate)
+			defer st.tenant.SetClaimsHook(nil)
+			c := noRedirects(st.browser())
+			callback := st.startLogin(c, "/")
+			resp, body := navigate(t, c, callback)
+			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "invalid_id_token") {
+				t.Fatalf("got %d, want 401 invalid_id_token", resp.StatusCode)
+			}
+			if findSetCookie(resp, "entraauth_main=") != "" {
+				t.Fatal("a session was set")
+			}
+		})
+	}
+}
+
+func TestABadSessionCookieMeansSignInAgain(t *testing.T) {
+	st := newStack(t, nil)
+	c := st.browser()
+	st.signIn(c)
+	u, _ := url.Parse(st.server.URL)
+	var value string
+	for _, ck := range c.Jar.Cookies(u) {
+		if ck.Name == "entraauth_main" {
+			value = ck.Value
+		}
+	}
+	if value == "" {
+		t.Fatal("no session cookie after sign-in")
+	}
+	foreign, _ := session.NewSealer("another-secret-of-at-least-32-chars!", nil)
+	sealedElsewhere, _ := foreign.Seal([]byte(`{}`), "entraauth_main", time.Now().Add(time.Hour))
+	plain, err := st.mw.sealer.Open(value, "entraauth_main", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same content sealed for a login-state cookie must not open as
+	// the session: the cookie name is authenticated.
+	sealedForLogin, _ := st.mw.sealer.Seal(plain, "entraauth_main_login_abcdefghijkl", time.Now().Add(time.Hour))
+
+	tests := []struct {
+		name    string
+		cookies string
+	}{
+		{"a tampered cookie", "entraauth_main=" + flipChar(value, len(value)/2)},
+		{"a truncated cookie", "entraauth_main=" + value[:len(value)-5]},
+		{"a cookie sealed with another secret", "entraauth_main=" + sealedElsewhere},
+		{"garbage", "entraauth_main=%%%not-base64"},
+		{"trailing junk", "entraauth_main=" + value + "x"},
+		{"a value sealed for a login cookie", "entraauth_main=" + sealedForLogin},
+		{"a chunk count above the bound", "entraauth_main=99." + value},
+	}
+	for _, tt := range tests {
+		tt := tt
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", st.server.URL+"/private", nil)
+			req.Header.Set("Accept", "text/html")
+			req.Header.Set("Cookie", tt.cookies)
+			resp, err := noRedirects(&http.Client{Transport: st.server.Client().Transport}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), st.tenant.URL) {
+				t.Fatalf("got %d to %q, want a redirect to sign in", resp.StatusCode, resp.Header.Get("Location"))
+			}
+		})
+	}
+}
+
+func flipChar(s string, i int) string {
+	b := []byte(s)
+	if b[i] == 'A' {
+		b[i] = 'B'
+	} else {
+		b[i] = 'A'
+	}
+	return string(b)
+}
+
+func TestAnExpiredSessionMeansSignInAgain(t *testing.T) {
+	st := newStack(t, nil)
+	c := noRedirects(st.browser())
+	callback := st.startLogin(c, "/")
+	navigate(t, c, callback)
+	resp, _ := navigate(t, c, st.server.URL+"/")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("signed in: %d", resp.StatusCode)
+	}
+	st.mw.now = func() time.Time { return time.Now().Add(2*time.Hour + time.Second) }
+	resp, _ = navigate(t, c, st.server.URL+"/")
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("after the lifetime: %d, want a redirect to sign in", resp.StatusCode)
+	}
+}
+
+func TestPreviousSecretsStillOpenSessions(t *testing.T) {
+	st := newStack(t, nil)
+	c := st.browser()
+	st.signIn(c)
+	// Rotate: a new secret seals, the old one only opens.
+	cfg := validConfig()
+	cfg.MicrosoftEntraID.AuthorityHost = st.tenant.URL
+	cfg.Session.Secret = "a-brand-new-secret-with-32-characters"
+	cfg.Session.PreviousSecrets = []string{testSecret}
+	h, err := New(context.Background(), st.mw.next, cfg, "rotated")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.server.Config.Handler = h
+	resp, body := navigate(t, c, st.server.URL+"/after-rotation")
+	if resp.StatusCode != 200 || body != "upstream /after-rotation" {
+		t.Fatalf("after rotation: %d %q", resp.StatusCode, body)
+	}
+}
+
+func TestLogout(t *testing.T) {
+	st := newStack(t, nil)
+
+	post := func(c *http.Client, headers map[string]string) *http.Response {
+		req, _ := http.NewRequest("POST", st.server.URL+"/portals/main/logout", strings.NewReader("rd=%2Fbye"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+
+	t.Run("from the same origin it ends the session at Entra", func(t *testing.T) {
+		c := st.browser()
+		st.signIn(c)
+		resp := post(noRedirects(c), map[string]string{"Origin": st.server.URL})
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("status %d, want 303", resp.StatusCode)
+		}
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		if !strings.HasPrefix(loc.String(), st.tenant.URL) || !strings.HasSuffix(loc.Path, "/oauth2/v2.0/logout") {
+			t.Fatalf("logout went to %s, want the tenant's end_session_endpoint", loc)
+		}
+		if got := loc.Query().Get("post_logout_redirect_uri"); got != st.server.URL+"/bye" {
+			t.Errorf("post_logout_redirect_uri = %q", got)
+		}
+		r2, _ := navigate(t, noRedirects(c), st.server.URL+"/")
+		if r2.StatusCode != http.StatusFound {
+			t.Fatalf("after logout: %d, want a redirect to sign in", r2.StatusCode)
+		}
+	})
+
+	for _, tt := range []struct {
+		name    string
+		headers map[string]string
+	}{
+		{"from another origin it is refused", map[string]string{"Origin": "https://evil.example"}},
+		{"with no origin it is refused", nil},
+		{"from a cross-site fetch it is refused", map[string]string{"Sec-Fetch-Site": "cross-site"}},
+	} {
+		tt := tt
+		t.Run(tt.name, func(t *testing.T) {
+			c := st.browser()
+			st.signIn(c)
+			resp := post(noRedirects(c), tt.headers)
+			if resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("status %d, want 403", resp.StatusCode)
+			}
+			r2, _ := navigate(t, noRedirects(c), st.server.URL+"/")
+			if r2.StatusCode != http.StatusOK {
+				t.Fatalf("the session ended: %d", r2.StatusCode)
+			}
+		})
+	}
+
+	t.Run("GET shows a sign-out button", func(t *testing.T) {
+		resp, body := navigate(t, st.browser(), st.server.URL+"/portals/main/logout")
+		if resp.StatusCode != 200 || !strings.Contains(body, `method=post`) {
+			t.Fatalf("got %d %q", resp.StatusCode, body)
+		}
+	})
+}
+
+func TestProfileShowsTheSignedInUser(t *testing.T) {
+	st := newStack(t, nil)
+	c := st.browser()
+	st.signIn(c)
+	req, _ := http.NewRequest("GET", st.server.URL+"/portals/main/profile", nil)
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got map[string]interface{}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got["oid"] != alice.OID || got["preferred_username"] != alice.PreferredUsername || got["tid"] != testTenantID {
+		t.Fatalf("profile = %v", got)
+	}
+}
+
+func TestEntraErrorsBecomeClearPages(t *testing.T) {
+	t.Run("the user cancels at the tenant", func(t *testing.T) {
+		st := newStack(t, nil)
+		c := noRedirects(st.browser())
+		callback := st.startLogin(c, "/")
+		u, _ := url.Parse(callback)
+		q := url.Values{"state": {u.Query().Get("state")}, "error": {"access_denied"},
+			"error_description": {"AADSTS65004: User declined to consent to access the app.\r\nTrace ID: 0d1e2f30-aaaa-bbbb-cccc-0123456789ab\r\nCorrelation ID: x"}}
+		resp, body := navigate(t, c, st.server.URL+"/portals/main/oauth2/callback?"+q.Encode())
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "AADSTS65004") || !strings.Contains(body, "0d1e2f30-aaaa-bbbb-cccc-0123456789ab") {
+			t.Fatalf("got %d %q", resp.StatusCode, body)
+		}
+	})
+
+	t.Run("a wrong client secret", func(t *testing.T) {
+		st := newStack(t, func(c *Config) { c.MicrosoftEntraID.ClientSecret = "wrong-secret-value" })
+		c := noRedirects(st.browser())
+		callback := st.startLogin(c, "/")
+		req, _ := http.NewRequest("GET", callback, nil)
+		req.Header.Set("Accept", "application/json")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var got map[string]interface{}
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatalf("not JSON: %q", b)
+		}
+		if resp.StatusCode != http.StatusBadGateway || got["aadsts"] != "AADSTS7000215" || got["trace_id"] == nil || got["hint"] == nil {
+			t.Fatalf("got %d %v", resp.StatusCode, got)
+		}
+		if strings.Contains(string(b), "wrong-secret-value") {
+			t.Fatal("the page reveals the client secret")
+		}
+	})
+
+	t.Run("an unreachable tenant, then recovery", func(t *testing.T) {
+		st := newStack(t, nil)
+		st.tenant.SetFault("discovery", entraidtest.Fault{Status: http.StatusServiceUnavailable})
+		resp, body := navigate(t, noRedirects(st.browser()), st.server.URL+"/")
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "unreachable") {
+			t.Fatalf("got %d %q", resp.StatusCode, body)
+		}
+		st.tenant.SetFault("discovery", entraidtest.Fault{})
+		st.mw.client = mustClient(t, st)
+		resp, _ = navigate(t, noRedirects(st.browser()), st.server.URL+"/")
+		if resp.StatusCode != http.StatusFound {
+			t.Fatalf("after recovery: %d", resp.StatusCode)
+		}
+	})
+
+	t.Run("plain HTTP without insecureCookies is explained", func(t *testing.T) {
+		st := newStack(t, nil)
+		req := httptest.NewRequest("GET", "http://app.example.com/", nil)
+		req.Header.Set("Accept", "text/html")
+		w := httptest.NewRecorder()
+		st.mw.ServeHTTP(w, req)
+		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "insecureCookies") {
+			t.Fatalf("got %d %q", w.Code, w.Body.String())
+		}
+	})
+}
+
+// mustClient gives the stack a fresh Entra ID client, as a later request
+// would once the failure memory has passed.
+func mustClient(t *testing.T, st *stack) *entraid.Client {
+	t.Helper()
+	s, err := validate(func() *Config {
+		c := validConfig()
+		c.MicrosoftEntraID.AuthorityHost = st.tenant.URL
+		return c
+	}(), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := entraid.NewClient(s.entra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestAuthHostMode(t *testing.T) {
+	st := newStack(t, nil)
+	// In auth-host mode the test server plays both hosts: requests name
+	// the host in the URL and all reach the same handler.
+	cfg := validConfig()
+	cfg.MicrosoftEntraID.AuthorityHost = st.tenant.URL
+	cfg.AuthHost = "auth.example.com"
+	cfg.Session.CookieDomain = "example.com"
+	h, err := New(context.Background(), st.mw.next, cfg, "authhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := h.(*Middleware)
+
+	req := httptest.NewRequest("GET", "https://app1.example.com/dashboard?x=1", nil)
+	req.Header.Set("Accept", "text/html")
+	w := httptest.NewRecorder()
+	m.ServeHTTP(w, req)
+	if w.Code != http.StatusFound {
+		t.Fatalf("status %d", w.Code)
+	}
+	loc, _ := url.Parse(w.Header().Get("Location"))
+	if got := loc.Query().Get("redirect_uri"); got != "https://auth.example.com/portals/main/oauth2/callback" {
+		t.Fatalf("redirect_uri = %q", got)
+	}
+	login := findSetCookie(&http.Response{Header: w.Header()}, "entraauth_main_login_")
+	if !strings.Contains(login, "Domain=example.com") {
+		t.Fatalf("login cookie %q is not shared with the auth host", login)
+	}
+
+	// The tenant sends the browser to the auth host's callback.
+	c := noRedirects(st.browser())
+	resp, _ := navigate(t, c, loc.String())
+	callback, _ := url.Parse(resp.Header.Get("Location"))
+	cb := httptest.NewRequest("GET", callback.RequestURI(), nil)
+	cb.Host = "auth.example.com"
+	cb.TLS = req.TLS
+	cb.Header.Set("Cookie", strings.SplitN(login, ";", 2)[0])
+	w = httptest.NewRecorder()
+	m.ServeHTTP(w, cb)
+	if w.Code != http.StatusFound || w.Header().Get("Location") != "https://app1.example.com/dashboard?x=1" {
+		t.Fatalf("callback: %d to %q", w.Code, w.Header().Get("Location"))
+	}
+	sess := findSetCookie(&http.Response{Header: w.Header()}, "entraauth_main=")
+	if !strings.Contains(sess, "Domain=example.com") {
+		t.Fatalf("session cookie %q is not set for the cookie domain", sess)
+	}
+
+	// The session opens on another application host.
+	app2 := httptest.NewRequest("GET", "https://app2.example.com/", nil)
+	app2.Header.Set("Cookie", strings.SplitN(sess, ";", 2)[0])
+	w = httptest.NewRecorder()
+	m.ServeHTTP(w, app2)
+	if w.Code != http.StatusOK {
+		t.Fatalf("app2: %d", w.Code)
+	}
+}
+
+func TestOtherCookiesReachTheUpstreamUntouched(t *testing.T) {
+	st := newStack(t, nil)
+	c := st.browser()
+	st.signIn(c)
+	u, _ := url.Parse(st.server.URL)
+	c.Jar.SetCookies(u, []*http.Cookie{{Name: "app", Value: "v=1"}, {Name: "entraauth_mainly", Value: "keep"}})
+	navigate(t, c, st.server.URL+"/x")
+	h := st.lastUpstream()
+	cookie := h.Get("Cookie")
+	if !strings.Contains(cookie, "app=v=1") || !strings.Contains(cookie, "entraauth_mainly=keep") || strings.Contains(cookie, "entraauth_main=") {
+		t.Fatalf("upstream Cookie = %q", cookie)
+	}
+}

@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# `make demo`: the plugin in a local Traefik, in front of a small app that
+# shows the identity headers it receives.
+#
+#   https://app.localhost:8443  (HTTPS with a generated self-signed certificate;
+#                                browsers resolve *.localhost to loopback)
+#
+# Without configuration it signs in against the dev tenant (cmd/devtenant, a
+# fake Entra ID with users alice and bob). With ENTRA_TENANT_ID,
+# ENTRA_CLIENT_ID and ENTRA_CLIENT_SECRET set it uses that real tenant; its
+# app registration needs the redirect URI printed below.
+#
+# Everything lives in .cache/demo; Ctrl-C stops everything.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+DEMO=$ROOT/.cache/demo
+TRAEFIK_BIN=${TRAEFIK_BIN:-$ROOT/.cache/traefik-v3.6.12/traefik}
+HOST=${DEMO_HOST:-app.localhost}
+PORT=${DEMO_PORT:-8443}
+API_PORT=${DEMO_API_PORT:-8090}
+TENANT_PORT=${DEMO_TENANT_PORT:-8091}
+APP_PORT=${DEMO_APP_PORT:-8092}
+MODULE=github.com/tfa-plugin/entraauth
+
+die() { echo "demo: $*" >&2; exit 1; }
+
+[ -x "$TRAEFIK_BIN" ] || die "no Traefik at $TRAEFIK_BIN: run \`make tools\` first"
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# http_get PORT PATH: a plain HTTP/1.0 GET with bash alone (no curl needed).
+http_get() {
+	exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
+	printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
+	cat <&3
+	exec 3<&-
+}
+
+# wait_for SECONDS DESCRIPTION COMMAND...: poll until COMMAND succeeds.
+wait_for() {
+	local seconds=$1 what=$2
+	shift 2
+	for _ in $(seq $((seconds * 5))); do
+		if "$@"; then return 0; fi
+		sleep 0.2
+	done
+	die "$what did not come up within ${seconds}s (logs in $DEMO)"
+}
+
+for p in "$PORT" "$API_PORT" "$APP_PORT"; do
+	port_open "$p" && die "port $p is in use (set DEMO_PORT, DEMO_API_PORT or DEMO_APP_PORT)"
+done
+
+mkdir -p "$DEMO/bin" "$DEMO/plugins-local/src/$(dirname "$MODULE")"
+# Traefik loads local plugins from ./plugins-local/src/<module> relative to
+# its working directory.
+ln -sfn "$ROOT" "$DEMO/plugins-local/src/$MODULE"
+
+echo "demo: building cmd/devtenant and cmd/demoapp"
+go build -buildvcs=false -o "$DEMO/bin/" ./cmd/devtenant ./cmd/demoapp
+
+echo "demo: generating a self-signed certificate for $HOST"
+(cd "$DEMO" && go run "$(go env GOROOT)/src/crypto/tls/generate_cert.go" \
+	--host "$HOST,localhost,127.0.0.1" --ecdsa-curve P256 --duration 720h >/dev/null 2>&1) ||
+	die "cannot generate a certificate"
+
+# The session secret survives restarts, so do sessions.
+if [ ! -s "$DEMO/session-secret" ]; then
+	(umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DEMO/session-secret")
+fi
+
+pids=()
+cleanup() {
+	trap - EXIT INT TERM
+	if [ ${#pids[@]} -gt 0 ]; then
+		echo
+		echo "demo: stopping"
+		kill "${pids[@]}" 2>/dev/null || true
+		wait "${pids[@]}" 2>/dev/null || true
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+authority_line=""
+if [ -n "${ENTRA_TENANT_ID:-}${ENTRA_CLIENT_ID:-}${ENTRA_CLIENT_SECRET:-}" ]; then
+	[ -n "${ENTRA_TENANT_ID:-}" ] && [ -n "${ENTRA_CLIENT_ID:-}" ] && [ -n "${ENTRA_CLIENT_SECRET:-}" ] ||
+		die "set all of ENTRA_TENANT_ID, ENTRA_CLIENT_ID and ENTRA_CLIENT_SECRET, or none"
+	mode="your tenant $ENTRA_TENANT_ID"
+	tenant_id=$ENTRA_TENANT_ID
+	client_id=$ENTRA_CLIENT_ID
+	(umask 077 && printf '%s' "$ENTRA_CLIENT_SECRET" >"$DEMO/client-secret")
+else
+	port_open "$TENANT_PORT" && die "port $TENANT_PORT is in use (set DEMO_TENANT_PORT)"
+	mode="the dev tenant"
+	tenant_id=9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a
+	client_id=3c2b1a09-8f7e-4d6c-9b5a-4e3d2c1b0a9f
+	client_secret=dev-tenant-client-secret-not-for-production
+	(umask 077 && printf '%s' "$client_secret" >"$DEMO/client-secret")
+	"$DEMO/bin/devtenant" -addr "127.0.0.1:$TENANT_PORT" -tenant-id "$tenant_id" \
+		-client-id "$client_id" -client-secret "$client_secret" >"$DEMO/devtenant.log" 2>&1 &
+	pids+=($!)
+	wait_for 15 "the dev tenant" port_open "$TENANT_PORT"
+	authority_line="      authorityHost: http://127.0.0.1:$TENANT_PORT"
+fi
+
+"$DEMO/bin/demoapp" -addr "127.0.0.1:$APP_PORT" >"$DEMO/demoapp.log" 2>&1 &
+pids+=($!)
+
+cat >"$DEMO/traefik.yml" <<EOF
+global:
+  checkNewVersion: false
+  sendAnonymousUsage: false
+entryPoints:
+  websecure:
+    address: "127.0.0.1:$PORT"
+  traefik:
+    address: "127.0.0.1:$API_PORT"
+api:
+  dashboard: true
+  insecure: true
+providers:
+  file:
+    filename: "$DEMO/dynamic.yml"
+    watch: true
+experimental:
+  localPlugins:
+    entraauth:
+      moduleName: $MODULE
+log:
+  level: INFO
+  filePath: "$DEMO/traefik.log"
+accessLog:
+  filePath: "$DEMO/access.log"
+EOF
+
+cat >"$DEMO/dynamic.yml" <<EOF
+http:
+  routers:
+    demo:
+      rule: Host(\`$HOST\`)
+      entryPoints: [websecure]
+      middlewares: [entra]
+      service: demoapp
+      tls: {}
+  middlewares:
+    entra:
+      plugin:
+        entraauth:
+          microsoftEntraID:
+            tenantID: "$tenant_id"
+            clientID: "$client_id"
+            clientSecretFile: "$DEMO/client-secret"
+$authority_line
+          session:
+            secretFile: "$DEMO/session-secret"
+  services:
+    demoapp:
+      loadBalancer:
+        servers:
+          - url: "http://127.0.0.1:$APP_PORT"
+tls:
+  stores:
+    default:
+      defaultCertificate:
+        certFile: "$DEMO/cert.pem"
+        keyFile: "$DEMO/key.pem"
+EOF
+
+: >"$DEMO/traefik.log"
+(cd "$DEMO" && exec "$TRAEFIK_BIN" --configFile="$DEMO/traefik.yml") >"$DEMO/traefik.out" 2>&1 &
+pids+=($!)
+
+router_enabled() {
+	if grep -q "Plugins are disabled" "$DEMO/traefik.log" "$DEMO/traefik.out" 2>/dev/null; then
+		grep -h "Plugins are disabled" "$DEMO/traefik.log" "$DEMO/traefik.out" >&2
+		die "Traefik could not load the plugin"
+	fi
+	http_get "$API_PORT" /api/http/routers/demo@file 2>/dev/null | grep -q '"status":"enabled"'
+}
+wait_for 90 "Traefik with the plugin" router_enabled
+
+cat <<EOF
+
+  entraauth demo: signing in with $mode
+
+  Open    https://$HOST:$PORT/
+          (self-signed certificate: accept the browser's warning once)
+EOF
+if [ -z "$authority_line" ]; then
+	cat <<EOF
+  Register this redirect URI (platform "Web") in the app registration:
+          https://$HOST:$PORT/portals/main/oauth2/callback
+EOF
+else
+	cat <<EOF
+  Users   alice@contoso.example  Alice Example, in groups engineering and operations, role Admin
+          bob@contoso.example    Bob Example, no groups
+          (the dev tenant's sign-in page lists them; no password)
+EOF
+fi
+cat <<EOF
+  Pages   https://$HOST:$PORT/portals/main/profile   https://$HOST:$PORT/portals/main/logout
+  Traefik http://127.0.0.1:$API_PORT/dashboard/
+  Logs    $DEMO/*.log
+
+  Ctrl-C stops everything.
+
+EOF
+
+# Stop everything as soon as one of the processes ends.
+set +e
+wait -n "${pids[@]}"
+status=$?
+echo "demo: a process exited ($status); logs in $DEMO" >&2
+exit "$status"

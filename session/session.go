@@ -1,0 +1,55 @@
+// Package session keeps a signed-in user's session in sealed, chunked cookies.
+//
+// A Sealer encrypts and authenticates a value (AES-256-GCM, keys derived from
+// configured secrets, with rotation); Session is what the plugin stores; the
+// chunked cookie functions spread a value that outgrows one cookie over
+// several.
+package session
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+// Session is what the session cookie holds: only what authorization and
+// headers need, never tokens, so that a user in hundreds of groups still fits
+// in a few cookies.
+//
+// The JSON keys are one or two letters because every byte is paid for in
+// every request's Cookie header.
+type Session struct {
+	OID               string   `json:"o,omitempty"`
+	TID               string   `json:"t,omitempty"`
+	Name              string   `json:"n,omitempty"`
+	PreferredUsername string   `json:"u,omitempty"`
+	Email             string   `json:"e,omitempty"`
+	Roles             []string `json:"r,omitempty"`
+	Groups            []string `json:"g,omitempty"`
+	IssuedAt          int64    `json:"i,omitempty"` // unix seconds
+	Expires           int64    `json:"x,omitempty"` // unix seconds
+}
+
+// Marshal encodes the session as compact JSON, to be sealed.
+func (s *Session) Marshal() ([]byte, error) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("session: marshal: %v", err)
+	}
+	return b, nil
+}
+
+// Unmarshal decodes what Marshal produced. Anything that is not a JSON object
+// of the expected shape is an error wrapping ErrInvalid.
+func Unmarshal(b []byte) (*Session, error) {
+	// json.Unmarshal accepts null (and leaves the zero Session), which no
+	// Marshal produces.
+	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return nil, fmt.Errorf("%w: not a JSON object", ErrInvalid)
+	}
+	s := &Session{}
+	if err := json.Unmarshal(b, s); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return s, nil
+}
