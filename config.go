@@ -23,13 +23,17 @@ import (
 type settings struct {
 	portal          string
 	entra           entraid.Config
-	clientKey       string // identifies entra for the shared client cache
+	clientKey       string           // identifies entra for the shared client cache
+	assertions      *assertion.Cache // with clientAssertion, to explain refusals
 	sealer          *session.Sealer
 	lifetime        time.Duration
 	cookieName      string
 	cookieDomain    string
 	insecureCookies bool
 	authHost        string
+	headers         []headerClaim
+	rules           rules
+	exclusions      exclusions
 }
 
 const (
@@ -72,7 +76,86 @@ func validate(c *Config, getenv func(string) string) (*settings, error) {
 			return nil, optionError("authHost", "%q is not under session.cookieDomain %q: the session cookie set there would not reach the applications", c.AuthHost, s.cookieDomain)
 		}
 	}
+
+	var err error
+	if s.headers, err = parseHeaders(c.Headers); err != nil {
+		return nil, err
+	}
+	if err := validateRules(c, s); err != nil {
+		return nil, err
+	}
+	if err := validateExclusions(c, s); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+func validateRules(c *Config, s *settings) error {
+	r := &s.rules
+	for _, u := range splitList(c.AllowedUsers) {
+		if r.users == nil {
+			r.users = map[string]bool{}
+		}
+		r.users[strings.ToLower(u)] = true
+	}
+	for _, g := range splitList(c.AllowedGroups) {
+		if !isGUID(g) {
+			return optionError("allowedGroups", "%q is not a group object ID: write the GUID shown on the group's overview page", g)
+		}
+		r.groups = append(r.groups, strings.ToLower(g))
+	}
+	r.roles = splitList(c.AllowedRoles)
+	for _, d := range splitList(c.AllowedEmailDomains) {
+		d = strings.ToLower(strings.TrimPrefix(d, "@"))
+		if !isDomain(d) {
+			return optionError("allowedEmailDomains", "%q is not a domain: write e.g. contoso.com", d)
+		}
+		r.emailDomains = append(r.emailDomains, d)
+	}
+	switch {
+	case isMultiTenant(s.entra.Tenant):
+		for _, t := range s.entra.AllowedTenants {
+			if r.tenants == nil {
+				r.tenants = map[string]bool{}
+			}
+			r.tenants[strings.ToLower(t)] = true
+		}
+	case isGUID(s.entra.Tenant):
+		r.tenants = map[string]bool{strings.ToLower(s.entra.Tenant): true}
+	}
+	return nil
+}
+
+func validateExclusions(c *Config, s *settings) error {
+	e := &s.exclusions
+	for _, p := range splitList(c.ExcludedPaths) {
+		if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, s.portalPrefix()) {
+			return optionError("excludedPaths", "%q must be a path starting with '/' outside /portals/%s/, e.g. /health or /public/*", p, s.portal)
+		}
+		if strings.HasSuffix(p, "*") {
+			e.prefixes = append(e.prefixes, strings.TrimSuffix(p, "*"))
+			continue
+		}
+		if e.exact == nil {
+			e.exact = map[string]bool{}
+		}
+		e.exact[p] = true
+	}
+	for _, m := range splitList(c.ExcludedMethods) {
+		m = strings.ToUpper(m)
+		if !isHeaderName(m) {
+			return optionError("excludedMethods", "%q is not an HTTP method: write e.g. OPTIONS", m)
+		}
+		if e.methods == nil {
+			e.methods = map[string]bool{}
+		}
+		e.methods[m] = true
+	}
+	return nil
+}
+
+func (s *settings) portalPrefix() string {
+	return "/portals/" + s.portal + "/"
 }
 
 func validateEntra(e MicrosoftEntraID, getenv func(string) string, s *settings) error {
@@ -81,7 +164,12 @@ func validateEntra(e MicrosoftEntraID, getenv func(string) string, s *settings) 
 	case tenant == "":
 		return optionError("microsoftEntraID.tenantID", "is required: write the directory (tenant) ID, a GUID, or a verified domain such as contoso.com")
 	case isMultiTenant(tenant):
-		return optionError("microsoftEntraID.tenantID", "%q signs in users of any tenant, which this version does not support: write your directory (tenant) ID", tenant)
+		if strings.EqualFold(tenant, "consumers") {
+			return optionError("microsoftEntraID.tenantID", "consumers signs in personal Microsoft accounts only, which carry no tenant to check: write your directory (tenant) ID, or organizations with allowedTenants")
+		}
+		if len(splitList(e.AllowedTenants)) == 0 {
+			return optionError("microsoftEntraID.allowedTenants", "is required with tenantID %s: list the tenant IDs (GUIDs) whose users may sign in", tenant)
+		}
 	case !isGUID(tenant) && !isDomain(tenant):
 		return optionError("microsoftEntraID.tenantID", "%q is neither a GUID nor a domain: write the directory (tenant) ID from the Entra admin center, e.g. 72f988bf-86f1-41af-91ab-2d7cd011db47", tenant)
 	}
@@ -106,25 +194,33 @@ func validateEntra(e MicrosoftEntraID, getenv func(string) string, s *settings) 
 		return optionError("microsoftEntraID.scopes", "must include openid (e.g. \"openid profile email\")")
 	}
 
-	credential, err := clientCredential(e, authority, getenv)
+	credential, err := clientCredential(e, authority, getenv, s)
 	if err != nil {
 		return err
 	}
 
-	s.entra = entraid.Config{
-		AuthorityHost: authority,
-		Tenant:        tenant,
-		ClientID:      clientID,
-		Scopes:        scopes,
-		Credential:    credential,
+	var allowedTenants []string
+	for _, t := range splitList(e.AllowedTenants) {
+		if !isGUID(t) {
+			return optionError("microsoftEntraID.allowedTenants", "%q is not a tenant ID: write the directory (tenant) ID GUID of each allowed organization", t)
+		}
+		allowedTenants = append(allowedTenants, strings.ToLower(t))
 	}
-	s.clientKey = strings.Join([]string{authority, tenant, clientID, strings.Join(scopes, " "), credentialKey(e)}, "\n")
+	s.entra = entraid.Config{
+		AuthorityHost:  authority,
+		Tenant:         tenant,
+		AllowedTenants: allowedTenants,
+		ClientID:       clientID,
+		Scopes:         scopes,
+		Credential:     credential,
+	}
+	s.clientKey = strings.Join([]string{authority, tenant, clientID, strings.Join(scopes, " "), strings.Join(allowedTenants, ","), credentialKey(e)}, "\n")
 	return nil
 }
 
 // clientCredential builds the one configured way of authenticating the
 // application.
-func clientCredential(e MicrosoftEntraID, authority string, getenv func(string) string) (entraid.Credential, error) {
+func clientCredential(e MicrosoftEntraID, authority string, getenv func(string) string, s *settings) (entraid.Credential, error) {
 	set := 0
 	for _, v := range []string{e.ClientSecret, e.ClientSecretFile, e.ClientAssertion} {
 		if strings.TrimSpace(v) != "" {
@@ -151,6 +247,7 @@ func clientCredential(e MicrosoftEntraID, authority string, getenv func(string) 
 			return nil, optionError("microsoftEntraID.clientAssertion", "%v", err)
 		}
 		credential = entraid.ClientAssertion{Get: cache.Assertion}
+		s.assertions = cache
 	}
 	return credential, nil
 }

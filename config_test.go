@@ -77,7 +77,19 @@ func TestValidateRefusesBadOptionsByName(t *testing.T) {
 		{"a portal with a slash", func(c *Config) { c.Portal = "a/b" }, "portal"},
 		{"a missing tenant", func(c *Config) { c.MicrosoftEntraID.TenantID = "" }, "microsoftEntraID.tenantID"},
 		{"a malformed tenant", func(c *Config) { c.MicrosoftEntraID.TenantID = "not a tenant" }, "microsoftEntraID.tenantID"},
-		{"a multi-tenant authority", func(c *Config) { c.MicrosoftEntraID.TenantID = "organizations" }, "microsoftEntraID.tenantID"},
+		{"a multi-tenant authority without allowedTenants", func(c *Config) { c.MicrosoftEntraID.TenantID = "organizations" }, "microsoftEntraID.allowedTenants"},
+		{"allowedTenants that are not GUIDs", func(c *Config) {
+			c.MicrosoftEntraID.TenantID = "common"
+			c.MicrosoftEntraID.AllowedTenants = []string{"contoso.com"}
+		}, "microsoftEntraID.allowedTenants"},
+		{"the consumers authority", func(c *Config) { c.MicrosoftEntraID.TenantID = "consumers" }, "microsoftEntraID.tenantID"},
+		{"an allowed group that is no object ID", func(c *Config) { c.AllowedGroups = []string{"Admins"} }, "allowedGroups"},
+		{"an allowed email domain with a scheme", func(c *Config) { c.AllowedEmailDomains = []string{"https://contoso.com"} }, "allowedEmailDomains"},
+		{"a header name with a space", func(c *Config) { c.Headers = map[string]string{"X User": "oid"} }, "headers"},
+		{"a header claim list", func(c *Config) { c.Headers = map[string]string{"X-User": "oid, email"} }, "headers"},
+		{"an excluded path without a slash", func(c *Config) { c.ExcludedPaths = []string{"health"} }, "excludedPaths"},
+		{"an excluded path inside the portal", func(c *Config) { c.ExcludedPaths = []string{"/portals/main/*"} }, "excludedPaths"},
+		{"an excluded method with a space", func(c *Config) { c.ExcludedMethods = []string{"GET /"} }, "excludedMethods"},
 		{"a client ID that is not a GUID", func(c *Config) { c.MicrosoftEntraID.ClientID = "my-app" }, "microsoftEntraID.clientID"},
 		{"no client credential", func(c *Config) { c.MicrosoftEntraID.ClientSecret = "" }, "microsoftEntraID"},
 		{"two client credentials", func(c *Config) { c.MicrosoftEntraID.ClientSecretFile = "/x" }, "microsoftEntraID"},

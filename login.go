@@ -139,6 +139,7 @@ func (m *Middleware) serveCallback(w http.ResponseWriter, r *http.Request) {
 		Email:             claims.Email,
 		Roles:             claims.Roles,
 		Groups:            claims.Groups,
+		Claims:            m.extraClaims(claims),
 		IssuedAt:          now.Unix(),
 		Expires:           now.Add(m.lifetime).Unix(),
 	}

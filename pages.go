@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tfa-plugin/entraauth/assertion"
 	"github.com/tfa-plugin/entraauth/entraid"
 	"github.com/tfa-plugin/entraauth/session"
 )
@@ -37,7 +38,7 @@ func (m *Middleware) upstreamProblem(err error) *problem {
 	m.log.Printf("Microsoft Entra ID: %v", err)
 	for e := err; e != nil; e = errors.Unwrap(e) {
 		if ee, ok := e.(*entraid.Error); ok {
-			return &problem{
+			p := &problem{
 				Status:  http.StatusBadGateway,
 				Title:   "Microsoft Entra ID refused the sign-in",
 				Message: firstLine(ee.Description),
@@ -46,6 +47,34 @@ func (m *Middleware) upstreamProblem(err error) *problem {
 				TraceID: ee.TraceID,
 				Hint:    ee.Hint(),
 			}
+			if m.assertions != nil {
+				// The assertion cache knows what it sent: name the issuer,
+				// subject and audience the federated credential must match.
+				if advice := m.assertions.Advice(ee.ErrorCodes); advice != "" {
+					p.Hint = advice
+					m.log.Printf("federated credential: %s", advice)
+				}
+			}
+			return p
+		}
+	}
+	if ae, ok := assertion.AsError(err); ok {
+		return &problem{
+			Status:  http.StatusBadGateway,
+			Title:   "The application's credential could not be obtained",
+			Message: "The " + ae.Source + " refused to issue the client assertion this site signs in with.",
+			Code:    "client_assertion_unavailable",
+			AADSTS:  ae.AADSTS(),
+			TraceID: ae.TraceID,
+			Hint:    ae.Hint,
+		}
+	}
+	if errors.Is(err, assertion.ErrUnavailable) {
+		return &problem{
+			Status:  http.StatusServiceUnavailable,
+			Title:   "The application's credential could not be obtained",
+			Message: "The source of the client assertion this site signs in with could not be reached. Please try again in a moment.",
+			Code:    "client_assertion_unavailable",
 		}
 	}
 	return &problem{
@@ -183,6 +212,34 @@ func sameOrigin(r *http.Request) bool {
 		return strings.EqualFold(origin, requestScheme(r)+"://"+r.Host)
 	}
 	return r.Header.Get("Sec-Fetch-Site") == "same-origin"
+}
+
+// forbidden answers a signed-in user whom the rules refuse: a 403 that says
+// who they are signed in as and offers to sign out, never a redirect back to
+// Entra ID, which would sign the same user in again and loop.
+func (m *Middleware) forbidden(w http.ResponseWriter, r *http.Request, s *session.Session, why string) {
+	m.log.Printf("access refused to %s (%s) for %s: %s", s.OID, s.PreferredUsername, r.URL.Path, why)
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	if wantsJSON(r) || !isNavigation(r) {
+		h.Set("X-Content-Type-Options", "nosniff")
+		writeJSON(w, http.StatusForbidden, map[string]interface{}{
+			"error": "access_denied", "error_description": "You are signed in, but not allowed to use this application.",
+			"status": http.StatusForbidden, "oid": s.OID, "preferred_username": s.PreferredUsername,
+		})
+		return
+	}
+	who := s.PreferredUsername
+	if who == "" {
+		who = s.OID
+	}
+	if s.Name != "" {
+		who = s.Name + " (" + who + ")"
+	}
+	writePage(w, http.StatusForbidden, "Access denied",
+		"<p>You are signed in as <strong>"+html.EscapeString(who)+"</strong>, but this account is not allowed to use this application.</p>"+
+			"<p>Ask its administrator for access, or sign out and use another account.</p>"+
+			`<form method=post action="`+html.EscapeString(m.logoutPath)+`"><button class=button type=submit>Sign out</button></form>`)
 }
 
 // serveProfile shows who is signed in.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tfa-plugin/entraauth/assertion"
 	"github.com/tfa-plugin/entraauth/entraid"
 	"github.com/tfa-plugin/entraauth/session"
 )
@@ -31,6 +32,22 @@ type Config struct {
 	// URL every sign-in uses; the session cookie is then shared over
 	// Session.CookieDomain.
 	AuthHost string `json:"authHost,omitempty"`
+
+	// AllowedUsers, AllowedGroups, AllowedRoles and AllowedEmailDomains
+	// restrict who may pass: a user must satisfy every non-empty list.
+	AllowedUsers        []string `json:"allowedUsers,omitempty"`
+	AllowedGroups       []string `json:"allowedGroups,omitempty"`
+	AllowedRoles        []string `json:"allowedRoles,omitempty"`
+	AllowedEmailDomains []string `json:"allowedEmailDomains,omitempty"`
+
+	// Headers maps identity header names to claims; empty means the
+	// X-Forwarded-* defaults.
+	Headers map[string]string `json:"headers,omitempty"`
+
+	// ExcludedPaths (exact, or prefixes ending in '*') and ExcludedMethods
+	// pass without authentication.
+	ExcludedPaths   []string `json:"excludedPaths,omitempty"`
+	ExcludedMethods []string `json:"excludedMethods,omitempty"`
 }
 
 // MicrosoftEntraID holds the Entra ID application registration settings.
@@ -48,6 +65,9 @@ type MicrosoftEntraID struct {
 	AuthorityHost string `json:"authorityHost,omitempty"`
 	// Scopes requested at sign-in, separated by spaces or commas.
 	Scopes []string `json:"scopes,omitempty"`
+	// AllowedTenants lists the tenant IDs a multi-tenant application
+	// (tenantID organizations or common) accepts.
+	AllowedTenants []string `json:"allowedTenants,omitempty"`
 }
 
 // Session configures the sealed session cookie.
@@ -85,8 +105,11 @@ type Middleware struct {
 	name   string
 	client *entraid.Client
 	sealer *session.Sealer
-	log    *log.Logger
-	now    func() time.Time
+	// assertions is the client assertion cache with clientAssertion, nil
+	// with a client secret.
+	assertions *assertion.Cache
+	log        *log.Logger
+	now        func() time.Time
 
 	portal       string
 	prefix       string // "/portals/<portal>/"
@@ -95,6 +118,10 @@ type Middleware struct {
 	profilePath  string
 
 	lifetime     time.Duration
+	headers      []headerClaim // identity headers set on signed-in requests
+	stripped     []string      // identity headers removed from every request
+	rules        rules
+	exclusions   exclusions
 	cookie       session.CookieOptions // the session cookie
 	loginPrefix  string                // login-state cookie names start with this
 	authHost     string
@@ -123,6 +150,7 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 		name:         name,
 		client:       client,
 		sealer:       s.sealer,
+		assertions:   s.assertions,
 		log:          log.New(os.Stderr, "entraauth["+name+"]: ", 0),
 		now:          time.Now,
 		portal:       s.portal,
@@ -131,6 +159,10 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 		logoutPath:   prefix + "logout",
 		profilePath:  prefix + "profile",
 		lifetime:     s.lifetime,
+		headers:      s.headers,
+		stripped:     strippedHeaders(s.headers),
+		rules:        s.rules,
+		exclusions:   s.exclusions,
 		loginPrefix:  s.cookieName + "_login_",
 		authHost:     s.authHost,
 		cookieDomain: s.cookieDomain,
@@ -165,7 +197,7 @@ func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request) (pass boo
 			pass = false
 		}
 	}()
-	stripIdentityHeaders(r.Header)
+	m.stripIdentityHeaders(r.Header)
 	if strings.HasPrefix(r.URL.Path, m.prefix) {
 		switch r.URL.Path {
 		case m.callbackPath:
@@ -179,12 +211,22 @@ func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request) (pass boo
 			return false
 		}
 	}
+	if m.exclusions.match(r) {
+		m.stripOwnCookies(r)
+		return true
+	}
 	s := m.openSession(r)
 	if s == nil {
 		m.challenge(w, r)
 		return false
 	}
-	setIdentityHeaders(r.Header, s)
+	if !m.rules.empty() {
+		if ok, why := m.rules.allow(s); !ok {
+			m.forbidden(w, r, s, why)
+			return false
+		}
+	}
+	m.setIdentityHeaders(r.Header, m.identityValues(s))
 	m.stripOwnCookies(r)
 	return true
 }

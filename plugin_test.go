@@ -41,7 +41,9 @@ func newStack(t *testing.T, change func(c *Config)) *stack {
 	tenant := entraidtest.NewTenant(entraidtest.Options{
 		TenantID:     testTenantID,
 		ClientID:     testClientID,
-		ClientSecret: "client-secret-value",
+		// A secret of its own: Entra ID clients are shared by configuration,
+		// and a later test's tenant may get this one's port.
+		ClientSecret: "client-secret-" + randomToken(),
 		Users:        []entraidtest.User{alice},
 		SignIn:       alice.PreferredUsername,
 	})
@@ -50,6 +52,7 @@ func newStack(t *testing.T, change func(c *Config)) *stack {
 
 	c := validConfig()
 	c.MicrosoftEntraID.AuthorityHost = tenant.URL
+	c.MicrosoftEntraID.ClientSecret = tenant.ClientSecret
 	if change != nil {
 		change(c)
 	}
@@ -479,6 +482,7 @@ func TestPreviousSecretsStillOpenSessions(t *testing.T) {
 	st.signIn(c)
 	// Rotate: a new secret seals, the old one only opens.
 	cfg := validConfig()
+	cfg.MicrosoftEntraID.ClientSecret = st.tenant.ClientSecret
 	cfg.MicrosoftEntraID.AuthorityHost = st.tenant.URL
 	cfg.Session.Secret = "a-brand-new-secret-with-32-characters"
 	cfg.Session.PreviousSecrets = []string{testSecret}
@@ -652,6 +656,7 @@ func mustClient(t *testing.T, st *stack) *entraid.Client {
 	t.Helper()
 	s, err := validate(func() *Config {
 		c := validConfig()
+		c.MicrosoftEntraID.ClientSecret = st.tenant.ClientSecret
 		c.MicrosoftEntraID.AuthorityHost = st.tenant.URL
 		return c
 	}(), noEnv)
@@ -670,6 +675,7 @@ func TestAuthHostMode(t *testing.T) {
 	// In auth-host mode the test server plays both hosts: requests name
 	// the host in the URL and all reach the same handler.
 	cfg := validConfig()
+	cfg.MicrosoftEntraID.ClientSecret = st.tenant.ClientSecret
 	cfg.MicrosoftEntraID.AuthorityHost = st.tenant.URL
 	cfg.AuthHost = "auth.example.com"
 	cfg.Session.CookieDomain = "example.com"

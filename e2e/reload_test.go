@@ -52,6 +52,7 @@ func TestReloadsKeepRequestsFlowingAndLeakNoGoroutines(t *testing.T) {
 		e.client.echoed(e.client.do(e.client.request(http.MethodGet, app, apiHeader())))
 	}
 	before := quiesce(t, e)
+	beforeProfile := e.traefik.goroutineProfile()
 
 	stop := make(chan struct{})
 	var (
@@ -123,7 +124,7 @@ func TestReloadsKeepRequestsFlowingAndLeakNoGoroutines(t *testing.T) {
 		return after <= before
 	})
 	if !ok {
-		t.Errorf("goroutines: %d before %d reloads, %d after: the plugin leaks per New", before, reloads, after)
+		t.Errorf("goroutines: %d before %d reloads, %d after: something leaks per reload\n%s\n--- before ---\n%s", before, reloads, after, e.traefik.goroutineProfile(), beforeProfile)
 	}
 	t.Logf("goroutines before %d, after %d", before, after)
 }

@@ -68,8 +68,10 @@ func TestFirstVisitSignsInAndReturnsToTheOriginalURLWithItsQuery(t *testing.T) {
 
 	var sessionCookie *http.Cookie
 	for _, h := range hops {
-		if c := findSetCookie(h.Cookies(), "entraauth_main"); c != nil && c.Name == "entraauth_main" && c.MaxAge >= 0 {
-			sessionCookie = c
+		for _, c := range h.Cookies() {
+			if c.Name == "entraauth_main" && c.MaxAge >= 0 {
+				sessionCookie = c
+			}
 		}
 	}
 	if sessionCookie == nil {

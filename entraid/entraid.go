@@ -218,10 +218,7 @@ func authorityHost(raw string) (string, error) {
 	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.Trim(u.Path, "/") != "" {
 		return "", fmt.Errorf("entraid: AuthorityHost %q must be a scheme and host only, e.g. %s (the tenant goes in Tenant)", raw, DefaultAuthorityHost)
 	}
-	switch {
-	case u.Scheme == "https":
-	case u.Scheme == "http" && isLoopback(u.Hostname()):
-	default:
+	if u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())) {
 		return "", fmt.Errorf("entraid: AuthorityHost %q must use https", raw)
 	}
 	return u.Scheme + "://" + u.Host, nil

@@ -165,6 +165,11 @@ func parseTokenResponse(status int, body []byte) (*Token, error) {
 		TokenType:    tr.TokenType,
 		Scope:        tr.Scope,
 	}
+	if tr.ExpiresIn == nil {
+		return t, nil
+	}
+	// No empty clause here: in a binding type switch, Yaegi v0.16.1 returns
+	// zero values from the function when an empty clause matches.
 	switch v := tr.ExpiresIn.(type) {
 	case float64:
 		t.ExpiresIn = int64(v)
@@ -174,7 +179,6 @@ func parseTokenResponse(status int, body []byte) (*Token, error) {
 			return nil, fmt.Errorf("%w: token endpoint: expires_in %q is not a number", ErrUnavailable, v)
 		}
 		t.ExpiresIn = n
-	case nil:
 	default:
 		return nil, fmt.Errorf("%w: token endpoint: expires_in is %T, want a number", ErrUnavailable, v)
 	}

@@ -26,8 +26,11 @@ type Session struct {
 	Email             string   `json:"e,omitempty"`
 	Roles             []string `json:"r,omitempty"`
 	Groups            []string `json:"g,omitempty"`
-	IssuedAt          int64    `json:"i,omitempty"` // unix seconds
-	Expires           int64    `json:"x,omitempty"` // unix seconds
+	// Claims holds further claims that configured headers name, as the
+	// header values they become (lists comma-joined).
+	Claims   map[string]string `json:"c,omitempty"`
+	IssuedAt int64             `json:"i,omitempty"` // unix seconds
+	Expires  int64             `json:"x,omitempty"` // unix seconds
 }
 
 // Marshal encodes the session as compact JSON, to be sealed.

@@ -292,6 +292,23 @@ func (t *Tenant) SignToken(claims map[string]interface{}) string {
 	return s
 }
 
+// SignTokenWithHeader signs claims with the tenant's current key under
+// exactly the header given (alg and kid included, so they can lie), to forge
+// tokens a verifier must refuse. KeyID returns the kid to use for a
+// genuine-looking one.
+func (t *Tenant) SignTokenWithHeader(header, claims map[string]interface{}) string {
+	s, err := jwt.SignWithHeader(t.currentKey().key, header, claims)
+	if err != nil {
+		panic("entraidtest: " + err.Error())
+	}
+	return s
+}
+
+// KeyID returns the kid of the tenant's current signing key.
+func (t *Tenant) KeyID() string {
+	return t.currentKey().kid
+}
+
 func (t *Tenant) currentKey() *signingKey {
 	t.mu.Lock()
 	defer t.mu.Unlock()

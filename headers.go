@@ -1,0 +1,221 @@
+package entraauth
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/tfa-plugin/entraauth/entraid"
+	"github.com/tfa-plugin/entraauth/session"
+)
+
+// defaultHeaders are the identity headers set on signed-in requests unless
+// the headers option says otherwise.
+var defaultHeaders = map[string]string{
+	"X-Forwarded-User":               "oid",
+	"X-Forwarded-Email":              "email",
+	"X-Forwarded-Name":               "name",
+	"X-Forwarded-Preferred-Username": "preferred_username",
+	"X-Forwarded-Groups":             "groups",
+	"X-Forwarded-Roles":              "roles",
+}
+
+// sessionClaims are the claims every session keeps; headers may name other
+// claims, which sessions then keep too.
+var sessionClaims = map[string]bool{
+	"oid": true, "tid": true, "name": true, "preferred_username": true,
+	"email": true, "roles": true, "groups": true,
+}
+
+// maxHeaderValue bounds one identity header: upstream servers commonly
+// refuse header lines over 8 KB.
+const maxHeaderValue = 8 << 10
+
+// headerClaim is one identity header and the claim it carries.
+type headerClaim struct {
+	name  string // canonical header name
+	claim string
+}
+
+// parseHeaders validates the headers option: header name to claim. An
+// empty option means the default headers.
+func parseHeaders(option map[string]string) ([]headerClaim, error) {
+	if len(option) == 0 {
+		option = defaultHeaders
+	}
+	var out []headerClaim
+	for name, claim := range option {
+		name, claim = strings.TrimSpace(name), strings.TrimSpace(claim)
+		if !isHeaderName(name) {
+			return nil, optionError("headers", "%q is not a header name: use letters, digits and '-', e.g. X-Forwarded-User", name)
+		}
+		if claim == "" || strings.ContainsAny(claim, " ,\t") {
+			return nil, optionError("headers", "%s: %q is not a claim name: write e.g. oid, email, roles or groups", name, claim)
+		}
+		out = append(out, headerClaim{name: http.CanonicalHeaderKey(name), claim: claim})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out, nil
+}
+
+func isHeaderName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// strippedHeaders lists the headers removed from every request: the default
+// identity headers, always, and every configured one.
+func strippedHeaders(headers []headerClaim) []string {
+	seen := map[string]bool{}
+	var out []string
+	for name := range defaultHeaders {
+		seen[name] = true
+		out = append(out, name)
+	}
+	for _, h := range headers {
+		if !seen[h.name] {
+			seen[h.name] = true
+			out = append(out, h.name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// stripIdentityHeaders removes every identity header, whatever its casing:
+// http.Header keys are canonical for parsed requests, but a handler earlier
+// in the chain may have added raw keys.
+func (m *Middleware) stripIdentityHeaders(h http.Header) {
+	for _, name := range m.stripped {
+		delete(h, name)
+	}
+	for k := range h {
+		if http.CanonicalHeaderKey(k) != k {
+			canonical := http.CanonicalHeaderKey(k)
+			for _, name := range m.stripped {
+				if canonical == name {
+					delete(h, k)
+				}
+			}
+		}
+	}
+}
+
+// identityValues computes the identity header values for s, aligned with
+// m.headers: sanitized, lists comma-joined, "" for an absent claim or a
+// value too long to send.
+func (m *Middleware) identityValues(s *session.Session) []string {
+	values := make([]string, len(m.headers))
+	for i, h := range m.headers {
+		v := sanitizeHeaderValue(sessionClaim(s, h.claim))
+		if len(v) > maxHeaderValue {
+			m.log.Printf("header %s dropped for user %s: %d bytes is more than %d", h.name, s.OID, len(v), maxHeaderValue)
+			v = ""
+		}
+		values[i] = v
+	}
+	return values
+}
+
+// setIdentityHeaders tells the upstream who is signed in.
+func (m *Middleware) setIdentityHeaders(h http.Header, values []string) {
+	for i, hc := range m.headers {
+		if values[i] != "" {
+			h[hc.name] = []string{values[i]}
+		}
+	}
+}
+
+// sessionClaim is the header value of one claim kept in s.
+func sessionClaim(s *session.Session, claim string) string {
+	switch claim {
+	case "oid":
+		return s.OID
+	case "tid":
+		return s.TID
+	case "name":
+		return s.Name
+	case "preferred_username":
+		return s.PreferredUsername
+	case "email":
+		return s.Email
+	case "roles":
+		return strings.Join(s.Roles, ",")
+	case "groups":
+		return strings.Join(s.Groups, ",")
+	}
+	return s.Claims[claim]
+}
+
+// extraClaims picks, from a verified ID token, the claims that configured
+// headers need beyond the ones every session keeps.
+func (m *Middleware) extraClaims(c *entraid.Claims) map[string]string {
+	var out map[string]string
+	for _, h := range m.headers {
+		if sessionClaims[h.claim] {
+			continue
+		}
+		v, ok := c.Raw[h.claim]
+		if !ok {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[h.claim] = claimString(v)
+	}
+	return out
+}
+
+// claimString renders a JSON claim value as a header value.
+func claimString(v interface{}) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case []interface{}:
+		parts := make([]string, 0, len(x))
+		for _, e := range x {
+			parts = append(parts, claimString(e))
+		}
+		return strings.Join(parts, ",")
+	case float64:
+		return fmt.Sprintf("%v", x)
+	case bool:
+		if x {
+			return "true"
+		}
+		return "false"
+	}
+	return ""
+}
+
+// sanitizeHeaderValue drops control characters, which could otherwise split
+// or smuggle headers; claims come from the IdP but users edit some of them.
+func sanitizeHeaderValue(v string) string {
+	clean := true
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] == 0x7f {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return v
+	}
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] >= 0x20 && v[i] != 0x7f {
+			b.WriteByte(v[i])
+		}
+	}
+	return strings.TrimSpace(b.String())
+}
