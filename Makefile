@@ -55,7 +55,7 @@ chromium:
 vet:
 	$(GO) vet ./...
 	cd e2e && $(GO) vet ./...
-	@files=$$(git ls-files -co --exclude-standard -- '*.go'); \
+	@files=$$(git ls-files -co --exclude-standard -- '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*'); \
 	unformatted=$$(if [ -n "$$files" ]; then gofmt -l $$files; fi); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:" >&2; echo "$$unformatted" >&2; exit 1; fi
 
@@ -67,14 +67,17 @@ unit:
 # whose src/$(MODULE) is this repository; `yaegi test ./pkg` does not work,
 # the import path does.
 yaegi-test: $(YAEGI)
-	mkdir -p $(YAEGI_GOPATH)/src/$(dir $(MODULE))
-	ln -sfn $(CURDIR) $(YAEGI_GOPATH)/src/$(MODULE)
-	pkgs=$$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...); \
+	@mkdir -p $(YAEGI_GOPATH)/src/$(dir $(MODULE))
+	@ln -sfn $(CURDIR) $(YAEGI_GOPATH)/src/$(MODULE)
+	@pkgs=$$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...); \
 	test -n "$$pkgs" || { echo "yaegi-test: no package with tests found" >&2; exit 1; }; \
+	failed=""; \
 	for p in $$pkgs; do \
 		echo "=== yaegi test $$p"; \
-		GOPATH=$(YAEGI_GOPATH) timeout 15m $(YAEGI) test $$p || { echo "FAIL: yaegi test $$p" >&2; exit 1; }; \
-	done
+		GOPATH=$(YAEGI_GOPATH) timeout 15m $(YAEGI) test $$p || failed="$$failed $$p"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "FAIL: yaegi test:$$failed" >&2; exit 1; fi; \
+	echo "yaegi-test: all packages pass under Yaegi $(YAEGI_VERSION)"
 
 # The end-to-end suite: a separate module, so `go test ./...` at the root
 # does not run it. It needs the Traefik binary and Chromium.

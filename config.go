@@ -34,6 +34,9 @@ type settings struct {
 	headers         []headerClaim
 	rules           rules
 	exclusions      exclusions
+	api             *entraid.AccessPolicy
+	requiredScopes  []string
+	sessionKey      string // cookie name and secret fingerprint
 }
 
 const (
@@ -87,7 +90,44 @@ func validate(c *Config, getenv func(string) string) (*settings, error) {
 	if err := validateExclusions(c, s); err != nil {
 		return nil, err
 	}
+	if err := validateAPI(c, s); err != nil {
+		return nil, err
+	}
+	if len(s.rules.groups) > 0 && !containsFold(s.entra.Scopes, entraid.GraphScope) {
+		// Users in more than 200 groups get none in the token: reading
+		// them from Microsoft Graph needs this delegated permission.
+		s.entra.Scopes = append(s.entra.Scopes, entraid.GraphScope)
+		s.clientKey += "\n" + entraid.GraphScope
+	}
 	return s, nil
+}
+
+func validateAPI(c *Config, s *settings) error {
+	audiences := splitList(c.APIAudience)
+	scopes := splitList(c.RequiredScopes)
+	if len(audiences) == 0 {
+		if len(scopes) > 0 || c.APIAcceptV1Tokens {
+			return optionError("apiAudience", "is required with requiredScopes or apiAcceptV1Tokens: write the API's application ID URI (api://...) or client ID")
+		}
+		return nil
+	}
+	for _, a := range audiences {
+		if strings.ContainsAny(a, "\"<>") {
+			return optionError("apiAudience", "%q is not an application ID URI or client ID", a)
+		}
+	}
+	s.api = &entraid.AccessPolicy{Audiences: audiences, AllowV1: c.APIAcceptV1Tokens}
+	s.requiredScopes = scopes
+	return nil
+}
+
+func containsFold(list []string, s string) bool {
+	for _, v := range list {
+		if strings.EqualFold(v, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func validateRules(c *Config, s *settings) error {
@@ -307,6 +347,7 @@ func validateSession(c Session, s *settings) error {
 		return optionError("session.secret", "%v", err)
 	}
 	s.sealer = sealer
+	s.sessionKey = fingerprint(secret)
 
 	lifetime := strings.TrimSpace(c.Lifetime)
 	if lifetime == "" {
@@ -325,6 +366,7 @@ func validateSession(c Session, s *settings) error {
 	if !isCookieName(s.cookieName) {
 		return optionError("session.cookieName", "%q may hold only letters, digits, '_' and '-' (at most 64)", c.CookieName)
 	}
+	s.sessionKey = s.cookieName + ":" + s.sessionKey
 
 	s.cookieDomain = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(c.CookieDomain), "."))
 	if s.cookieDomain != "" && !isDomain(s.cookieDomain) {

@@ -46,7 +46,8 @@ func parseHeaders(option map[string]string) ([]headerClaim, error) {
 	}
 	var out []headerClaim
 	for name, claim := range option {
-		name, claim = strings.TrimSpace(name), strings.TrimSpace(claim)
+		name = strings.TrimSpace(name)
+		claim = strings.TrimSpace(claim)
 		if !isHeaderName(name) {
 			return nil, optionError("headers", "%q is not a header name: use letters, digits and '-', e.g. X-Forwarded-User", name)
 		}

@@ -130,6 +130,12 @@ func (m *Middleware) serveCallback(w http.ResponseWriter, r *http.Request) {
 		m.writeError(w, r, &problem{Status: status, Title: "Sign-in could not be verified", Message: "The identity token from Microsoft Entra ID did not pass verification. Please sign in again.", Code: "invalid_id_token", Retry: st.ReturnURL})
 		return
 	}
+	groups, pending, p := m.resolveGroups(r, claims, token.AccessToken)
+	if p != nil {
+		p.Retry = st.ReturnURL
+		m.writeError(w, r, p)
+		return
+	}
 	now := m.now()
 	s := &session.Session{
 		OID:               claims.OID,
@@ -138,7 +144,8 @@ func (m *Middleware) serveCallback(w http.ResponseWriter, r *http.Request) {
 		PreferredUsername: claims.PreferredUsername,
 		Email:             claims.Email,
 		Roles:             claims.Roles,
-		Groups:            claims.Groups,
+		Groups:            groups,
+		GroupsPending:     pending,
 		Claims:            m.extraClaims(claims),
 		IssuedAt:          now.Unix(),
 		Expires:           now.Add(m.lifetime).Unix(),
@@ -154,6 +161,41 @@ func (m *Middleware) serveCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, target, http.StatusFound)
+}
+
+// resolveGroups returns the groups to keep in the session. A user in more
+// groups than a token holds (a groups overage) has none in the token: when
+// this middleware has group rules it asks Microsoft Graph, with the access
+// token of this sign-in, and keeps the groups some router's rules name;
+// otherwise the groups stay pending, for a middleware that needs them to
+// resolve with a sign-in of its own. A Graph failure is an error page, never
+// a silent "no groups".
+func (m *Middleware) resolveGroups(r *http.Request, claims *entraid.Claims, accessToken string) ([]string, bool, *problem) {
+	if !claims.GroupsOverage {
+		return claims.Groups, false, nil
+	}
+	if len(m.rules.groups) == 0 {
+		return nil, true, nil
+	}
+	all, err := m.client.GroupMemberships(r.Context(), accessToken)
+	if err != nil {
+		m.log.Printf("group memberships of %s from Microsoft Graph: %v", claims.OID, err)
+		p := &problem{
+			Status:  http.StatusBadGateway,
+			Title:   "Group memberships could not be read",
+			Message: "You are in more groups than a sign-in token holds, and Microsoft Graph did not tell us which: access cannot be decided. Please try again.",
+			Code:    "groups_unavailable",
+			Hint:    "The app registration needs the delegated Microsoft Graph permission User.Read (granted with admin consent where users cannot consent).",
+		}
+		for e := err; e != nil; e = errors.Unwrap(e) {
+			if ee, ok := e.(*entraid.Error); ok {
+				p.Code = ee.Code
+				p.TraceID = ee.TraceID
+			}
+		}
+		return nil, false, p
+	}
+	return neededGroups(m.sessionKey, all), false, nil
 }
 
 // consumeLoginState finds, opens and deletes the login-state cookie that

@@ -299,7 +299,8 @@ func wantsJSON(r *http.Request) bool {
 func writeJSON(w http.ResponseWriter, status int, body map[string]interface{}) {
 	b, err := json.Marshal(body)
 	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":"internal_error"}`)
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":"internal_error"}`)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))

@@ -48,6 +48,15 @@ type Config struct {
 	// pass without authentication.
 	ExcludedPaths   []string `json:"excludedPaths,omitempty"`
 	ExcludedMethods []string `json:"excludedMethods,omitempty"`
+
+	// APIAudience turns on bearer tokens for API clients: the accepted
+	// audiences (the API's application ID URI and/or client ID).
+	APIAudience []string `json:"apiAudience,omitempty"`
+	// RequiredScopes: a delegated bearer token must carry one of them.
+	RequiredScopes []string `json:"requiredScopes,omitempty"`
+	// APIAcceptV1Tokens also accepts v1.0 access tokens (issuer
+	// https://sts.windows.net/{tid}/).
+	APIAcceptV1Tokens bool `json:"apiAcceptV1Tokens,omitempty"`
 }
 
 // MicrosoftEntraID holds the Entra ID application registration settings.
@@ -117,11 +126,16 @@ type Middleware struct {
 	logoutPath   string
 	profilePath  string
 
-	lifetime     time.Duration
-	headers      []headerClaim // identity headers set on signed-in requests
-	stripped     []string      // identity headers removed from every request
-	rules        rules
-	exclusions   exclusions
+	lifetime   time.Duration
+	headers    []headerClaim // identity headers set on signed-in requests
+	stripped   []string      // identity headers removed from every request
+	rules      rules
+	exclusions exclusions
+	// api accepts bearer tokens when set; requiredScopes bound delegated ones.
+	api            *entraid.AccessPolicy
+	requiredScopes []string
+	// sessionKey names the session cookie and secret, which routers share.
+	sessionKey   string
 	cookie       session.CookieOptions // the session cookie
 	loginPrefix  string                // login-state cookie names start with this
 	authHost     string
@@ -140,6 +154,7 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 	if err != nil {
 		return nil, err
 	}
+	registerGroups(s.sessionKey, s.rules.groups)
 	return newMiddleware(next, name, s, client), nil
 }
 
@@ -163,10 +178,14 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 		stripped:     strippedHeaders(s.headers),
 		rules:        s.rules,
 		exclusions:   s.exclusions,
-		loginPrefix:  s.cookieName + "_login_",
-		authHost:     s.authHost,
-		cookieDomain: s.cookieDomain,
-		insecure:     s.insecureCookies,
+		api:          s.api,
+		sessionKey:   s.sessionKey,
+
+		requiredScopes: s.requiredScopes,
+		loginPrefix:    s.cookieName + "_login_",
+		authHost:       s.authHost,
+		cookieDomain:   s.cookieDomain,
+		insecure:       s.insecureCookies,
 	}
 	m.cookie = session.CookieOptions{
 		Name:     s.cookieName,
@@ -215,8 +234,15 @@ func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request) (pass boo
 		m.stripOwnCookies(r)
 		return true
 	}
+	if m.api != nil {
+		if raw, ok := bearerToken(r); ok {
+			return m.authorizeBearer(w, r, raw)
+		}
+	}
 	s := m.openSession(r)
-	if s == nil {
+	if s == nil || (s.GroupsPending && len(m.rules.groups) > 0) {
+		// A pending groups overage: this middleware needs the groups, and
+		// its sign-in resolves them.
 		m.challenge(w, r)
 		return false
 	}

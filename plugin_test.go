@@ -38,14 +38,21 @@ type stack struct {
 
 func newStack(t *testing.T, change func(c *Config)) *stack {
 	t.Helper()
+	return newStackFor(t, alice, change)
+}
+
+// newStackFor is newStack with user as the tenant's one user, signed in
+// automatically.
+func newStackFor(t *testing.T, user entraidtest.User, change func(c *Config)) *stack {
+	t.Helper()
 	tenant := entraidtest.NewTenant(entraidtest.Options{
-		TenantID:     testTenantID,
-		ClientID:     testClientID,
+		TenantID: testTenantID,
+		ClientID: testClientID,
 		// A secret of its own: Entra ID clients are shared by configuration,
 		// and a later test's tenant may get this one's port.
 		ClientSecret: "client-secret-" + randomToken(),
-		Users:        []entraidtest.User{alice},
-		SignIn:       alice.PreferredUsername,
+		Users:        []entraidtest.User{user},
+		SignIn:       user.PreferredUsername,
 	})
 	t.Cleanup(func() { tenant.Close() })
 	st := &stack{t: t, tenant: tenant, upstream: make(chan http.Header, 100)}

@@ -257,7 +257,8 @@ func Shared(value, authorityHost string, getenv func(string) string) (*Cache, er
 		var oldestUsed uint64
 		for k, e := range sharedCaches {
 			if oldest == "" || e.used < oldestUsed {
-				oldest, oldestUsed = k, e.used
+				oldest = k
+				oldestUsed = e.used
 			}
 		}
 		delete(sharedCaches, oldest)

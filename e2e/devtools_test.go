@@ -237,12 +237,24 @@ type pageState struct {
 	URL   string `json:"url"`
 	Ready string `json:"ready"`
 	Text  string `json:"text"`
+	// Marked is true while the document that markDocument marked is
+	// still the one shown: a new document (after a reload) is not marked.
+	Marked bool `json:"marked"`
+}
+
+// markDocument marks the current document, so that waitUntil can tell it
+// from the next one.
+func (p *browserPage) markDocument() {
+	p.t.Helper()
+	if err := p.eval(`window.__e2eMarked = true`, nil); err != nil {
+		p.t.Fatal(err)
+	}
 }
 
 func (p *browserPage) state() pageState {
 	var s pageState
 	// Errors are expected while a navigation replaces the document.
-	_ = p.eval(`({url: location.href, ready: document.readyState, text: document.body ? document.body.innerText : ""})`, &s)
+	_ = p.eval(`({url: location.href, ready: document.readyState, text: document.body ? document.body.innerText : "", marked: window.__e2eMarked === true})`, &s)
 	return s
 }
 

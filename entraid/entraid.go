@@ -316,3 +316,8 @@ func (c *Client) get(ctx context.Context, what, u string) ([]byte, error) {
 	}
 	return body, nil
 }
+
+// Scopes returns the scopes the client requests at sign-in.
+func (c *Client) Scopes() []string {
+	return strings.Fields(c.scope)
+}

@@ -102,7 +102,10 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 
 func TestExchange(t *testing.T) {
 	rec := &recorder{}
-	f := newFixture(t, entraidtest.Options{}, func(c *Config) { c.HTTPClient = &http.Client{Transport: rec, Timeout: 5 * time.Second} })
+	// Converted first: Yaegi v0.16.1 cannot put an interpreted value into an
+	// interface field of a compiled struct literal.
+	var transport http.RoundTripper = rec
+	f := newFixture(t, entraidtest.Options{}, func(c *Config) { c.HTTPClient = &http.Client{Transport: transport, Timeout: 5 * time.Second} })
 	code, verifier := f.authorize(t, "n1")
 	tok, err := f.client.Exchange(context.Background(), code, verifier, testRedirectURI)
 	if err != nil {
@@ -167,7 +170,10 @@ func TestExchangeWithClientAssertion(t *testing.T) {
 	const sub = "system:serviceaccount:web:traefik"
 	assertion := ""
 	f := newFixture(t, entraidtest.Options{}, func(c *Config) {
-		c.Credential = ClientAssertion{Get: func(ctx context.Context) (string, error) { return assertion, nil }}
+		// Through a variable: Yaegi v0.16.1 panics assigning a struct
+		// literal straight to an interface-typed field.
+		cred := ClientAssertion{Get: func(ctx context.Context) (string, error) { return assertion, nil }}
+		c.Credential = cred
 	})
 	f.tenant.TrustFederatedIssuer(fi.url, jwt.KeySet{"k8s": &fi.key.PublicKey}, sub)
 
@@ -179,7 +185,8 @@ func TestExchangeWithClientAssertion(t *testing.T) {
 
 	t.Run("a failing assertion source stops before the token endpoint", func(t *testing.T) {
 		g := newFixture(t, entraidtest.Options{}, func(c *Config) {
-			c.Credential = ClientAssertion{Get: func(ctx context.Context) (string, error) { return "", errors.New("imds: 404") }}
+			cred := ClientAssertion{Get: func(ctx context.Context) (string, error) { return "", errors.New("imds: 404") }}
+			c.Credential = cred
 		})
 		code, verifier := g.authorize(t, "n")
 		_, err := g.client.Exchange(context.Background(), code, verifier, testRedirectURI)
@@ -202,7 +209,8 @@ func TestExchangeErrors(t *testing.T) {
 	apiServerAudience := fi.token(t, sub, "https://kubernetes.default.svc.cluster.local", inAnHour)
 	expired := fi.token(t, sub, aud, time.Now().Add(-time.Minute))
 	assertionWith := func(s string) Credential {
-		return ClientAssertion{Get: func(ctx context.Context) (string, error) { return s, nil }}
+		cred := ClientAssertion{Get: func(ctx context.Context) (string, error) { return s, nil }}
+		return cred
 	}
 	tests := []struct {
 		name       string

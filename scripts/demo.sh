@@ -103,7 +103,7 @@ else
 		-client-id "$client_id" -client-secret "$client_secret" >"$DEMO/devtenant.log" 2>&1 &
 	pids+=($!)
 	wait_for 15 "the dev tenant" port_open "$TENANT_PORT"
-	authority_line="      authorityHost: http://127.0.0.1:$TENANT_PORT"
+	authority_line="            authorityHost: \"http://127.0.0.1:$TENANT_PORT\""
 fi
 
 "$DEMO/bin/demoapp" -addr "127.0.0.1:$APP_PORT" >"$DEMO/demoapp.log" 2>&1 &
@@ -119,7 +119,8 @@ entryPoints:
   traefik:
     address: "127.0.0.1:$API_PORT"
 api:
-  dashboard: true
+  # The dashboard's web UI is not part of a plain \`go build\` of Traefik.
+  dashboard: false
   insecure: true
 providers:
   file:
@@ -178,6 +179,10 @@ router_enabled() {
 		grep -h "Plugins are disabled" "$DEMO/traefik.log" "$DEMO/traefik.out" >&2
 		die "Traefik could not load the plugin"
 	fi
+	if grep -q "Error while building configuration\|routerName=demo@file" "$DEMO/traefik.log" 2>/dev/null; then
+		grep -h "Error while building configuration\|routerName=demo@file" "$DEMO/traefik.log" >&2
+		die "Traefik refused the demo configuration"
+	fi
 	http_get "$API_PORT" /api/http/routers/demo@file 2>/dev/null | grep -q '"status":"enabled"'
 }
 wait_for 90 "Traefik with the plugin" router_enabled
@@ -203,7 +208,7 @@ EOF
 fi
 cat <<EOF
   Pages   https://$HOST:$PORT/portals/main/profile   https://$HOST:$PORT/portals/main/logout
-  Traefik http://127.0.0.1:$API_PORT/dashboard/
+  Traefik http://127.0.0.1:$API_PORT/api/http/routers  (API)
   Logs    $DEMO/*.log
 
   Ctrl-C stops everything.

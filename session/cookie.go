@@ -110,7 +110,8 @@ func ReadChunked(r *http.Request, name string) (string, error) {
 			if haveFirst {
 				return "", fmt.Errorf("%w: cookie %s is sent twice", ErrInvalid, name)
 			}
-			first, haveFirst = c.Value, true
+			first = c.Value
+			haveFirst = true
 			continue
 		}
 		// Duplicates of other chunks only matter if the count uses them.

@@ -26,6 +26,10 @@ type Session struct {
 	Email             string   `json:"e,omitempty"`
 	Roles             []string `json:"r,omitempty"`
 	Groups            []string `json:"g,omitempty"`
+	// GroupsPending is set when the token had a groups overage that the
+	// middleware which signed the user in did not resolve (it has no group
+	// rules); a middleware that needs groups signs the user in again.
+	GroupsPending bool `json:"gp,omitempty"`
 	// Claims holds further claims that configured headers name, as the
 	// header values they become (lists comma-joined).
 	Claims   map[string]string `json:"c,omitempty"`

@@ -35,6 +35,7 @@ th { width: 18rem; font-weight: 600; }
 td code { word-break: break-all; }
 .missing { color: #a00; }
 form { display: inline; }
+.actions { margin: 1.2rem 0; }
 button, a.button { font: inherit; padding: .4rem .9rem; margin-right: .5rem; border: 1px solid #0067b8; border-radius: 4px; background: #0067b8; color: #fff; text-decoration: none; cursor: pointer; }
 a.button { background: #fff; color: #0067b8; }
 </style>
@@ -47,10 +48,10 @@ headers with your request to <code>{{.Path}}</code>.</p>
 <table>
 {{range .Headers}}<tr><th>{{.Name}}</th><td>{{if .Value}}<code>{{.Value}}</code>{{else}}<span class="missing">(not sent)</span>{{end}}</td></tr>
 {{end}}</table>
-<p>
+<div class="actions">
 <a class="button" href="/portals/{{.Portal}}/profile">Profile</a>
 <form method="post" action="/portals/{{.Portal}}/logout"><button type="submit">Sign out</button></form>
-</p>
+</div>
 <p><small>Served at {{.Time}}.</small></p>
 </body>
 </html>

@@ -82,6 +82,10 @@ const (
 	Authorize = "authorize"
 	Token     = "token"
 	Logout    = "logout"
+	// Graph is Microsoft Graph's /v1.0/me/transitiveMemberOf, which this
+	// fake serves at its own URL (the plugin talks to it there for loopback
+	// authority hosts).
+	Graph = "graph"
 )
 
 // Tenant is a running fake tenant. Its exported fields must not be changed.
@@ -102,8 +106,10 @@ type Tenant struct {
 	signIn        string
 	keys          []*signingKey // published; the last one signs
 	hits          map[string]int
+	graphPageSize int
 	faults        map[string]Fault
 	hook          func(map[string]interface{})
+	idTokenHook   func(map[string]interface{}) string
 	federated     []federatedCredential
 	issuerKeys    map[string]jwt.KeySet
 	codes         map[string]*authCode
@@ -255,6 +261,17 @@ func (t *Tenant) SetClaimsHook(f func(claims map[string]interface{})) {
 	t.hook = f
 }
 
+// SetIDTokenHook installs f to issue the ID token itself: the token
+// endpoint calls it with the claims it would sign (after the claims hook)
+// and sends what it returns as id_token, so that tests can deliver forged
+// headers (alg none, HS256, jku, a foreign key) or a replayed token through
+// a real sign-in. nil restores normal signing.
+func (t *Tenant) SetIDTokenHook(f func(claims map[string]interface{}) string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.idTokenHook = f
+}
+
 // TrustFederatedIssuer registers a federated identity credential on the
 // app: client assertions from issuer with subject are accepted, verified
 // with keys (nil keeps the keys registered before for that issuer).
@@ -401,16 +418,22 @@ var routes = map[string]string{
 }
 
 func (t *Tenant) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	path := strings.TrimPrefix(r.URL.Path, "/")
-	i := strings.Index(path, "/")
-	if i < 0 {
-		http.NotFound(w, r)
-		return
-	}
-	segment, endpoint := path[:i], routes[path[i:]]
-	if endpoint == "" {
-		http.NotFound(w, r)
-		return
+	var segment, endpoint string
+	if r.URL.Path == GraphMemberOfPath {
+		endpoint = Graph
+	} else {
+		path := strings.TrimPrefix(r.URL.Path, "/")
+		i := strings.Index(path, "/")
+		if i < 0 {
+			http.NotFound(w, r)
+			return
+		}
+		segment = path[:i]
+		endpoint = routes[path[i:]]
+		if endpoint == "" {
+			http.NotFound(w, r)
+			return
+		}
 	}
 
 	t.mu.Lock()
@@ -437,6 +460,10 @@ func (t *Tenant) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if endpoint == Graph {
+		t.serveGraph(w, r)
+		return
+	}
 	tenant, ok := t.resolveTenant(segment)
 	if !ok {
 		e := stsErr(http.StatusBadRequest, "invalid_tenant", 90002, fmt.Sprintf("Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.", segment))

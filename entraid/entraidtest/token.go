@@ -198,6 +198,7 @@ func (t *Tenant) redeemCode(w http.ResponseWriter, r *http.Request, form url.Val
 		ac.redeemed = true
 	}
 	hook := t.hook
+	idTokenHook := t.idTokenHook
 	t.mu.Unlock()
 	if e != nil {
 		t.writeError(w, r, e)
@@ -208,7 +209,12 @@ func (t *Tenant) redeemCode(w http.ResponseWriter, r *http.Request, form url.Val
 	if hook != nil {
 		hook(claims)
 	}
-	idToken := t.SignToken(claims)
+	var idToken string
+	if idTokenHook != nil {
+		idToken = idTokenHook(claims)
+	} else {
+		idToken = t.SignToken(claims)
+	}
 	accessToken, err := t.graphAccessToken(ac.user, ac.scope)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)

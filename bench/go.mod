@@ -1,0 +1,7 @@
+module github.com/tfa-plugin/entraauth/bench
+
+go 1.21
+
+require github.com/tfa-plugin/entraauth v0.0.0
+
+replace github.com/tfa-plugin/entraauth => ../

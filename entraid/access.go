@@ -1,0 +1,122 @@
+package entraid
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/tfa-plugin/entraauth/jwt"
+)
+
+// ErrInvalidAccessToken means a bearer token failed a check; the wrapping
+// error names the check, in words fit for a WWW-Authenticate header.
+var ErrInvalidAccessToken = errors.New("entraid: invalid access token")
+
+// AccessPolicy says which access tokens an API accepts.
+type AccessPolicy struct {
+	// Audiences are the accepted aud values: the API's application ID URI
+	// (api://...) and/or its client ID.
+	Audiences []string
+	// AllowV1 also accepts v1.0 tokens, whose issuer is
+	// https://sts.windows.net/{tid}/ (APIs whose manifest leaves
+	// requestedAccessTokenVersion unset get those).
+	AllowV1 bool
+}
+
+// AccessClaims are the verified claims of an access token for an API.
+type AccessClaims struct {
+	OID               string // the user, or the calling app's service principal
+	TID               string
+	Name              string
+	PreferredUsername string
+	AppID             string   // the calling application (azp, or appid in v1)
+	Scopes            []string // delegated permissions (scp)
+	Roles             []string // app roles, for users and for apps
+	Groups            []string
+	// AppOnly is true for a token an application got for itself (client
+	// credentials): no user, no scopes, only roles.
+	AppOnly bool
+}
+
+// VerifyAccessToken checks an access token that a client sent to an API
+// this tenant protects: RS256 by a key of the tenant's JWKS, issuer (v2, or
+// v1 when allowed), audience, tenant, exp and nbf. Tokens for other APIs
+// such as Microsoft Graph carry a nonce header and cannot be verified by
+// anyone but that API: they are refused with an explanation. Failures wrap
+// ErrInvalidAccessToken; an unreachable tenant is ErrUnavailable.
+func (c *Client) VerifyAccessToken(ctx context.Context, raw string, p AccessPolicy) (*AccessClaims, error) {
+	tok, err := jwt.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the token is not a JWT", ErrInvalidAccessToken)
+	}
+	if tok.Header.Nonce {
+		return nil, fmt.Errorf("%w: the token is for Microsoft Graph or another Microsoft API (it has a nonce header); request a token for this API's scope instead", ErrInvalidAccessToken)
+	}
+	if tok.Header.Alg != "RS256" {
+		return nil, fmt.Errorf("%w: alg %q is not RS256", ErrInvalidAccessToken, tok.Header.Alg)
+	}
+	if tok.Header.Kid == "" {
+		return nil, fmt.Errorf("%w: the token names no signing key", ErrInvalidAccessToken)
+	}
+	md, domainTID, err := c.metadata(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key, err := c.signingKey(ctx, md.JWKSURI, tok.Header.Kid)
+	if err != nil {
+		if errors.Is(err, ErrUnavailable) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: unknown signing key", ErrInvalidAccessToken)
+	}
+	if err := tok.VerifyRS256(key); err != nil {
+		return nil, fmt.Errorf("%w: bad signature", ErrInvalidAccessToken)
+	}
+
+	tid := tok.String("tid")
+	if err := c.checkTenant(tid, domainTID); err != nil {
+		return nil, fmt.Errorf("%w: the token is from another tenant", ErrInvalidAccessToken)
+	}
+	iss := tok.String("iss")
+	v2 := md.Issuer
+	if c.tenantKind == tenantMulti {
+		v2 = strings.Replace(v2, "{tenantid}", tid, 1)
+	}
+	if iss != v2 && !(p.AllowV1 && iss == "https://sts.windows.net/"+tid+"/") {
+		return nil, fmt.Errorf("%w: issuer %q is not accepted", ErrInvalidAccessToken, iss)
+	}
+	aud := tok.Strings("aud")
+	if len(aud) != 1 || !contains(p.Audiences, aud[0]) {
+		return nil, fmt.Errorf("%w: the token is for another audience", ErrInvalidAccessToken)
+	}
+	if _, _, err := c.checkTimes(tok); err != nil {
+		if strings.Contains(err.Error(), "exp:") {
+			return nil, fmt.Errorf("%w: the token expired", ErrInvalidAccessToken)
+		}
+		return nil, fmt.Errorf("%w: the token is not valid now", ErrInvalidAccessToken)
+	}
+
+	ac := &AccessClaims{
+		OID:               tok.String("oid"),
+		TID:               tid,
+		Name:              tok.String("name"),
+		PreferredUsername: tok.String("preferred_username"),
+		AppID:             tok.String("azp"),
+		Roles:             tok.Strings("roles"),
+		Groups:            tok.Strings("groups"),
+		Scopes:            strings.Fields(tok.String("scp")),
+	}
+	if ac.PreferredUsername == "" {
+		ac.PreferredUsername = tok.String("upn")
+	}
+	if ac.AppID == "" {
+		ac.AppID = tok.String("appid")
+	}
+	if ac.OID == "" {
+		return nil, fmt.Errorf("%w: the token has no oid", ErrInvalidAccessToken)
+	}
+	idtyp := tok.String("idtyp")
+	ac.AppOnly = idtyp == "app" || (idtyp == "" && len(ac.Scopes) == 0)
+	return ac, nil
+}

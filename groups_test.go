@@ -1,0 +1,100 @@
+package entraauth
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/tfa-plugin/entraauth/entraid/entraidtest"
+)
+
+// carol is in 250 groups: more than a token holds, a groups overage.
+var carol = func() entraidtest.User {
+	u := entraidtest.User{
+		OID:               "3d2c1b0a-9f8e-4d7c-8b6a-5f4e3d2c1b0a",
+		Name:              "Carol Many-Groups",
+		PreferredUsername: "carol@contoso.example",
+		Email:             "carol@contoso.example",
+	}
+	for i := 0; i < 250; i++ {
+		u.Groups = append(u.Groups, fmt.Sprintf("c0c0c0c0-0000-4000-8000-%012d", i))
+	}
+	return u
+}()
+
+func TestGroupsOverageIsResolvedWithMicrosoftGraph(t *testing.T) {
+	wanted := carol.Groups[237]
+	st := newStackFor(t, carol, func(c *Config) { c.AllowedGroups = []string{wanted} })
+	st.tenant.SetGraphPageSize(100)
+	c := st.browser()
+	resp, body := navigate(t, c, st.server.URL+"/start")
+	if resp.StatusCode != http.StatusOK || body != "upstream /start" {
+		t.Fatalf("got %d %q", resp.StatusCode, body)
+	}
+	if hits := st.tenant.Hits(entraidtest.Graph); hits != 3 {
+		t.Errorf("%d Graph requests, want 3 pages", hits)
+	}
+	// Only the groups some rule names stay in the session (this one, and
+	// those other tests' middlewares named: the registry is per process):
+	// the cookie stays small and the header carries them.
+	got := strings.Split(st.lastUpstream().Get("X-Forwarded-Groups"), ",")
+	if !contains(got, wanted) || len(got) > 5 {
+		t.Errorf("X-Forwarded-Groups = %q, want %q and no more than the few that rules name", got, wanted)
+	}
+	loc, _ := http.NewRequest("GET", st.server.URL, nil)
+	for _, ck := range c.Jar.Cookies(loc.URL) {
+		if strings.HasPrefix(ck.Name, "entraauth_main_") {
+			t.Errorf("the session needed chunk %s", ck.Name)
+		}
+	}
+	// The scope for Graph was asked for.
+	if !strings.Contains(strings.Join(st.mw.client.Scopes(), " "), "User.Read") {
+		t.Errorf("scopes %q lack User.Read", st.mw.client.Scopes())
+	}
+}
+
+func TestGroupsOverageWithoutTheGroupIsRefused(t *testing.T) {
+	st := newStackFor(t, carol, func(c *Config) { c.AllowedGroups = []string{"d0d0d0d0-0000-4000-8000-000000000001"} })
+	resp, body := navigate(t, st.browser(), st.server.URL+"/")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, carol.PreferredUsername) {
+		t.Fatalf("got %d, want the 403 page", resp.StatusCode)
+	}
+}
+
+func TestAGraphFailureIsAnErrorPageNotNoGroups(t *testing.T) {
+	st := newStackFor(t, carol, func(c *Config) { c.AllowedGroups = []string{carol.Groups[0]} })
+	st.tenant.SetFault(entraidtest.Graph, entraidtest.Fault{Status: http.StatusForbidden, Body: `{"error":{"code":"Authorization_RequestDenied","message":"Insufficient privileges to complete the operation.","innerError":{"request-id":"5e1f0000-aaaa-bbbb-cccc-000000000001"}}}`})
+	resp, body := navigate(t, st.browser(), st.server.URL+"/")
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "Authorization_RequestDenied") || !strings.Contains(body, "User.Read") {
+		t.Fatalf("got %d %q", resp.StatusCode, body)
+	}
+}
+
+func TestAPendingOverageIsResolvedByTheRouterThatNeedsGroups(t *testing.T) {
+	// Two routers share the session: "open" has no group rules, "admin"
+	// does. A sign-in through "open" leaves the groups pending.
+	st := newStackFor(t, carol, nil)
+	c := st.browser()
+	st.signIn(c)
+	if st.tenant.Hits(entraidtest.Graph) != 0 {
+		t.Fatal("a router without group rules asked Graph")
+	}
+	cfg := validConfig()
+	cfg.MicrosoftEntraID.AuthorityHost = st.tenant.URL
+	cfg.MicrosoftEntraID.ClientSecret = st.tenant.ClientSecret
+	cfg.AllowedGroups = []string{carol.Groups[5]}
+	admin, err := New(context.Background(), st.mw.next, cfg, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.server.Config.Handler = admin
+	resp, body := navigate(t, c, st.server.URL+"/admin")
+	if resp.StatusCode != http.StatusOK || body != "upstream /admin" {
+		t.Fatalf("got %d %q", resp.StatusCode, body)
+	}
+	if st.tenant.Hits(entraidtest.Graph) == 0 || st.tenant.Hits("authorize") != 2 {
+		t.Fatalf("graph hits %d, authorize hits %d: want a second sign-in that asked Graph", st.tenant.Hits(entraidtest.Graph), st.tenant.Hits("authorize"))
+	}
+}
