@@ -79,6 +79,7 @@ func (m *Middleware) startLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, m.loginCookie(name, sealed, int(loginLifetime/time.Second)))
+	m.clearHostOnlySession(w, r)
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, authURL, http.StatusFound)
 }
@@ -99,6 +100,12 @@ func (m *Middleware) serveCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok {
+		if m.openSession(r) != nil {
+			// A callback opened again (the back button, a reload) by a user
+			// who is signed in: nothing to finish.
+			http.Redirect(w, r, "/", http.StatusFound)
+			return
+		}
 		m.writeError(w, r, &problem{
 			Status:  http.StatusBadRequest,
 			Title:   "Sign-in expired",
@@ -196,6 +203,22 @@ func (m *Middleware) resolveGroups(r *http.Request, claims *entraid.Claims, acce
 		return nil, false, p
 	}
 	return neededGroups(m.sessionKey, all), false, nil
+}
+
+// clearHostOnlySession deletes a host-only session cookie left from before
+// session.cookieDomain was set: the browser would send it beside the new
+// domain cookie, a pair that opens as neither, and sign-in would loop. (On
+// the cookie domain's own host the two are the same cookie.)
+func (m *Middleware) clearHostOnlySession(w http.ResponseWriter, r *http.Request) {
+	if m.cookieDomain == "" || strings.EqualFold(hostOnly(r.Host), m.cookieDomain) {
+		return
+	}
+	if _, err := r.Cookie(m.cookie.Name); err != nil {
+		return
+	}
+	stale := m.cookie
+	stale.Domain = ""
+	session.ClearChunked(w.Header(), r, stale)
 }
 
 // consumeLoginState finds, opens and deletes the login-state cookie that

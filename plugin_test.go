@@ -330,10 +330,14 @@ func TestCallbackRefusesForgedReplayedAndForeignState(t *testing.T) {
 		if resp.StatusCode != http.StatusFound {
 			t.Fatalf("first use: %d", resp.StatusCode)
 		}
-		c.Jar.SetCookies(u, kept)
-		resp, _ = navigate(t, c, callback)
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Fatalf("replay: got %d, want 400", resp.StatusCode)
+		// The replay comes from a browser that kept the login cookie but
+		// has no session (one with a session is just sent home).
+		replayer := noRedirects(st.browser())
+		replayer.Jar.SetCookies(u, kept)
+		hits := st.tenant.Hits("token")
+		resp, _ = navigate(t, replayer, callback)
+		if resp.StatusCode != http.StatusBadRequest || findSetCookie(resp, "entraauth_main=") != "" || st.tenant.Hits("token") != hits {
+			t.Fatalf("replay: got %d, want 400 with no session and no code redemption", resp.StatusCode)
 		}
 	})
 
@@ -747,5 +751,35 @@ func TestOtherCookiesReachTheUpstreamUntouched(t *testing.T) {
 	cookie := h.Get("Cookie")
 	if !strings.Contains(cookie, "app=v=1") || !strings.Contains(cookie, "entraauth_mainly=keep") || strings.Contains(cookie, "entraauth_main=") {
 		t.Fatalf("upstream Cookie = %q", cookie)
+	}
+}
+
+func TestAnOldCallbackOfASignedInUserGoesHome(t *testing.T) {
+	st := newStack(t, nil)
+	c := noRedirects(st.browser())
+	callback := st.startLogin(c, "/")
+	navigate(t, c, callback)
+	resp, _ := navigate(t, c, callback)
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/" {
+		t.Fatalf("got %d to %q, want a redirect home", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+func TestAHostOnlySessionLeftFromBeforeCookieDomainIsCleared(t *testing.T) {
+	st := newStack(t, func(c *Config) { c.Session.CookieDomain = "example.com" })
+	m := st.mw
+	r := httptest.NewRequest("GET", "https://app.example.com/", nil)
+	r.Header.Set("Accept", "text/html")
+	r.Header.Set("Cookie", "entraauth_main=old-host-only; entraauth_main=new-domain")
+	w := httptest.NewRecorder()
+	m.ServeHTTP(w, r)
+	var cleared bool
+	for _, v := range w.Header().Values("Set-Cookie") {
+		if strings.HasPrefix(v, "entraauth_main=;") && strings.Contains(v, "Max-Age=0") && !strings.Contains(v, "Domain=") {
+			cleared = true
+		}
+	}
+	if w.Code != http.StatusFound || !cleared {
+		t.Fatalf("status %d, Set-Cookie %q: want a redirect that deletes the host-only cookie", w.Code, w.Header().Values("Set-Cookie"))
 	}
 }

@@ -1,0 +1,1059 @@
+package entraauth
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"html"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tfa-plugin/entraauth/entraid/entraidtest"
+	"github.com/tfa-plugin/entraauth/jwt"
+	"github.com/tfa-plugin/entraauth/session"
+)
+
+// attack is one way to get past the middleware; run proves, through the
+// middleware's own HTTP surface, that it is refused.
+type attack struct {
+	name string
+	run  func(t *testing.T, a *arena)
+}
+
+// arena is what the attacks work against: the middleware in front of a
+// fake tenant and an echoing upstream (st), a second middleware of the same
+// kind reached without the network for cookie and header attacks
+// (guarded), a middleware in auth-host mode, and the attacker's own key and
+// key server.
+type arena struct {
+	st       *stack
+	guarded  *Middleware
+	upstream *http.Header // what guarded's upstream last received; nil: not reached
+	authHost *Middleware
+
+	attacker     *rsa.PrivateKey
+	attackerJWKS string // URL of a JWKS holding the attacker's key
+	attackerHits *hitCounter
+
+	victimMu sync.Mutex
+	victim   *http.Client // a browser signed in through st, for cross-site attacks
+
+	chunks []cookiePair // a genuine session of a user in 200 groups, in chunks
+	other  []cookiePair // another genuine session of the same user
+}
+
+const (
+	attackerKid = "attacker-kid"
+	evilHost    = "evil.example"
+	otherGUID   = "00000000-1111-2222-3333-444444444444"
+)
+
+type cookiePair struct{ name, value string }
+
+type hitCounter struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *hitCounter) add() {
+	c.mu.Lock()
+	c.n++
+	c.mu.Unlock()
+}
+
+func (c *hitCounter) get() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// tokenBox hands a token from the tenant's handler to the test goroutine.
+type tokenBox struct {
+	mu  sync.Mutex
+	tok string
+}
+
+func (b *tokenBox) set(s string) {
+	b.mu.Lock()
+	b.tok = s
+	b.mu.Unlock()
+}
+
+func (b *tokenBox) get() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.tok
+}
+
+func TestAttacksAreRefused(t *testing.T) {
+	a := newArena(t)
+	for _, at := range attacks() {
+		at := at
+		t.Run(at.name, func(t *testing.T) {
+			at.run(t, a)
+		})
+	}
+}
+
+// attacks is the table: one row per attack.
+func attacks() []attack {
+	list := []attack{
+		// ID token forgery, delivered through a real sign-in: the tenant
+		// hands out the forged token at its token endpoint.
+		{"an ID token with alg none", func(t *testing.T, a *arena) {
+			a.refuseForgedToken(t, func(claims map[string]interface{}) string {
+				tok, _ := jwt.SignWithHeader(nil, map[string]interface{}{"alg": "none", "typ": "JWT"}, claims)
+				return tok
+			})
+		}},
+		{"an ID token with alg None and the tenant's kid", func(t *testing.T, a *arena) {
+			kid := a.st.tenant.KeyID()
+			a.refuseForgedToken(t, func(claims map[string]interface{}) string {
+				tok, _ := jwt.SignWithHeader(nil, map[string]interface{}{"alg": "None", "kid": kid, "typ": "JWT"}, claims)
+				return tok
+			})
+		}},
+		{"an ID token with alg none but a genuine RSA signature", func(t *testing.T, a *arena) {
+			kid := a.st.tenant.KeyID()
+			a.refuseForgedToken(t, func(claims map[string]interface{}) string {
+				return a.st.tenant.SignTokenWithHeader(map[string]interface{}{"alg": "none", "kid": kid, "typ": "JWT"}, claims)
+			})
+		}},
+		{"an HS256 ID token keyed with the tenant's public key as PEM", func(t *testing.T, a *arena) {
+			kid := a.st.tenant.KeyID()
+			der, err := x509.MarshalPKIXPublicKey(a.tenantKey(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			secret := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+			a.refuseForgedToken(t, func(claims map[string]interface{}) string {
+				return hmacToken(map[string]interface{}{"alg": "HS256", "kid": kid, "typ": "JWT"}, claims, secret)
+			})
+		}},
+		{"an HS256 ID token keyed with the tenant's public key as PKCS #1", func(t *testing.T, a *arena) {
+			kid := a.st.tenant.KeyID()
+			secret := x509.MarshalPKCS1PublicKey(a.tenantKey(t))
+			a.refuseForgedToken(t, func(claims map[string]interface{}) string {
+				return hmacToken(map[string]interface{}{"alg": "HS256", "kid": kid, "typ": "JWT"}, claims, secret)
+			})
+		}},
+		{"an ID token signed by the attacker under an unknown kid refetches the keys once at most", func(t *testing.T, a *arena) {
+			before := a.st.tenant.Hits(entraidtest.JWKS)
+			for i := 0; i < 3; i++ {
+				a.refuseForgedToken(t, func(claims map[string]interface{}) string {
+					tok, _ := jwt.Sign(a.attacker, attackerKid, claims)
+					return tok
+				})
+			}
+			if got := a.st.tenant.Hits(entraidtest.JWKS) - before; got > 1 {
+				t.Errorf("3 tokens with an unknown kid caused %d JWKS fetches, want at most 1", got)
+			}
+		}},
+		{"an ID token signed by the attacker under the tenant's kid", func(t *testing.T, a *arena) {
+			kid := a.st.tenant.KeyID()
+			a.refuseForgedToken(t, func(claims map[string]interface{}) string {
+				tok, _ := jwt.Sign(a.attacker, kid, claims)
+				return tok
+			})
+		}},
+		{"an ID token whose jku header points at the attacker's keys", func(t *testing.T, a *arena) {
+			a.refuseInjectedKey(t, map[string]interface{}{"jku": a.attackerJWKS})
+		}},
+		{"an ID token whose x5u header points at the attacker's certificate", func(t *testing.T, a *arena) {
+			a.refuseInjectedKey(t, map[string]interface{}{"x5u": a.attackerJWKS})
+		}},
+		{"an ID token embedding the attacker's key in a jwk header", func(t *testing.T, a *arena) {
+			var set struct {
+				Keys []map[string]interface{} `json:"keys"`
+			}
+			if err := json.Unmarshal(jwt.MarshalJWKS(jwt.KeySet{attackerKid: &a.attacker.PublicKey}), &set); err != nil {
+				t.Fatal(err)
+			}
+			a.refuseInjectedKey(t, map[string]interface{}{"jwk": set.Keys[0]})
+		}},
+		{"an ID token whose kid is a file path", func(t *testing.T, a *arena) {
+			a.refuseForgedToken(t, func(claims map[string]interface{}) string {
+				tok, _ := jwt.Sign(a.attacker, "../../../../../../dev/null", claims)
+				return tok
+			})
+		}},
+		{"a Microsoft Graph access token (nonce header) in place of the ID token", func(t *testing.T, a *arena) {
+			kid := a.st.tenant.KeyID()
+			a.refuseForgedToken(t, func(claims map[string]interface{}) string {
+				return a.st.tenant.SignTokenWithHeader(map[string]interface{}{"alg": "RS256", "kid": kid, "typ": "JWT", "nonce": "Zm9v"}, claims)
+			})
+		}},
+		{"an ID token with a crit header", func(t *testing.T, a *arena) {
+			kid := a.st.tenant.KeyID()
+			a.refuseForgedToken(t, func(claims map[string]interface{}) string {
+				return a.st.tenant.SignTokenWithHeader(map[string]interface{}{"alg": "RS256", "kid": kid, "typ": "JWT", "crit": []string{"exp"}}, claims)
+			})
+		}},
+		{"an ID token whose signature is stripped", func(t *testing.T, a *arena) {
+			a.refuseForgedToken(t, func(claims map[string]interface{}) string {
+				tok := a.st.tenant.SignToken(claims)
+				return tok[:strings.LastIndex(tok, ".")+1]
+			})
+		}},
+		{"an ID token carrying the signature of another token", func(t *testing.T, a *arena) {
+			a.refuseForgedToken(t, func(claims map[string]interface{}) string {
+				genuine := a.st.tenant.SignToken(map[string]interface{}{"sub": "someone else"})
+				claims["oid"] = otherGUID
+				tok := a.st.tenant.SignToken(claims)
+				return tok[:strings.LastIndex(tok, ".")] + genuine[strings.LastIndex(genuine, "."):]
+			})
+		}},
+
+		// Genuinely signed tokens whose claims are wrong for this login.
+		claimsAttack("a token for another audience", func(c map[string]interface{}) { c["aud"] = otherGUID }),
+		claimsAttack("a token for several audiences without azp", func(c map[string]interface{}) { c["aud"] = []string{testClientID, otherGUID} }),
+		claimsAttack("a token authorized for another app (azp)", func(c map[string]interface{}) { c["azp"] = otherGUID }),
+		claimsAttack("a token of another tenant", func(c map[string]interface{}) { c["tid"] = otherGUID }),
+		claimsAttack("a token of another tenant with its matching issuer", func(c map[string]interface{}) {
+			c["tid"] = otherGUID
+			c["iss"] = strings.Replace(c["iss"].(string), testTenantID, otherGUID, 1)
+		}),
+		claimsAttack("a token from another issuer", func(c map[string]interface{}) {
+			c["iss"] = "https://login.microsoftonline.com/" + testTenantID + "/v2.0"
+		}),
+		claimsAttack("a token from the v1 issuer of the tenant", func(c map[string]interface{}) {
+			c["iss"] = "https://sts.windows.net/" + testTenantID + "/"
+		}),
+		claimsAttack("a token whose issuer has a trailing slash", func(c map[string]interface{}) { c["iss"] = c["iss"].(string) + "/" }),
+		claimsAttack("an expired token", func(c map[string]interface{}) { c["exp"] = time.Now().Add(-time.Hour).Unix() }),
+		claimsAttack("a token not yet valid", func(c map[string]interface{}) { c["nbf"] = time.Now().Add(time.Hour).Unix() }),
+		claimsAttack("a token issued in the future", func(c map[string]interface{}) {
+			c["iat"] = time.Now().Add(time.Hour).Unix()
+			c["nbf"] = c["iat"]
+		}),
+		claimsAttack("a token whose exp is a string", func(c map[string]interface{}) { c["exp"] = "9999999999" }),
+		claimsAttack("a token without a nonce", func(c map[string]interface{}) { delete(c, "nonce") }),
+		claimsAttack("a token without an object ID", func(c map[string]interface{}) { delete(c, "oid") }),
+		claimsAttack("a v1.0 token", func(c map[string]interface{}) { c["ver"] = "1.0" }),
+		claimsAttack("a token larger than 16 KB", func(c map[string]interface{}) { c["name"] = strings.Repeat("A", 20<<10) }),
+
+		// Replays and injections across logins and browsers.
+		{"nonce replay: the ID token of login A presented for login B", func(t *testing.T, a *arena) {
+			box := &tokenBox{}
+			a.st.tenant.SetIDTokenHook(func(claims map[string]interface{}) string {
+				tok := a.st.tenant.SignToken(claims)
+				box.set(tok)
+				return tok
+			})
+			first := noRedirects(a.st.browser())
+			resp, _ := navigate(t, first, a.loginCallback(t, first, "/"))
+			a.st.tenant.SetIDTokenHook(nil)
+			if resp.StatusCode != http.StatusFound || !hasSession(resp) {
+				t.Fatalf("login A: %d, want a session", resp.StatusCode)
+			}
+			replayed := box.get()
+			a.refuseForgedToken(t, func(claims map[string]interface{}) string { return replayed })
+		}},
+		{"state replay: a finished callback sent again with its login cookie", func(t *testing.T, a *arena) {
+			c := noRedirects(a.st.browser())
+			callback := a.loginCallback(t, c, "/")
+			u, _ := url.Parse(callback)
+			kept := c.Jar.Cookies(u)
+			if resp, _ := navigate(t, c, callback); resp.StatusCode != http.StatusFound {
+				t.Fatalf("first use: %d", resp.StatusCode)
+			}
+			c.Jar.SetCookies(u, kept)
+			resp, body := navigate(t, c, callback)
+			refusedSignIn(t, resp, body, http.StatusBadRequest, "invalid_state")
+		}},
+		{"state from another browser: the victim's callback opened by the attacker", func(t *testing.T, a *arena) {
+			callback := a.loginCallback(t, noRedirects(a.st.browser()), "/")
+			resp, body := navigate(t, noRedirects(a.st.browser()), callback)
+			refusedSignIn(t, resp, body, http.StatusBadRequest, "invalid_state")
+		}},
+		{"login CSRF: the attacker's own callback opened in the victim's browser", func(t *testing.T, a *arena) {
+			attackerCallback := a.loginCallback(t, noRedirects(a.st.browser()), "/")
+			victim := noRedirects(a.st.browser())
+			a.loginCallback(t, victim, "/") // the victim has a sign-in of its own in flight
+			resp, body := navigate(t, victim, attackerCallback)
+			refusedSignIn(t, resp, body, http.StatusBadRequest, "invalid_state")
+		}},
+		{"a state no browser was given", func(t *testing.T, a *arena) {
+			c := noRedirects(a.st.browser())
+			a.loginCallback(t, c, "/")
+			resp, body := navigate(t, c, a.st.server.URL+"/portals/main/oauth2/callback?code=abc&state="+randomToken())
+			refusedSignIn(t, resp, body, http.StatusBadRequest, "invalid_state")
+		}},
+		{"a login cookie renamed to carry another state", func(t *testing.T, a *arena) {
+			c := noRedirects(a.st.browser())
+			u, _ := url.Parse(a.loginCallback(t, c, "/"))
+			other := randomToken()
+			for _, ck := range c.Jar.Cookies(u) {
+				if strings.HasPrefix(ck.Name, "entraauth_main_login_") {
+					c.Jar.SetCookies(u, []*http.Cookie{{Name: "entraauth_main_login_" + other[:12], Value: ck.Value, Path: "/portals/main/oauth2/callback"}})
+				}
+			}
+			q := u.Query()
+			q.Set("state", other)
+			u.RawQuery = q.Encode()
+			resp, body := navigate(t, c, u.String())
+			refusedSignIn(t, resp, body, http.StatusBadRequest, "invalid_state")
+		}},
+		{"a login state older than 10 minutes", func(t *testing.T, a *arena) {
+			c := noRedirects(a.st.browser())
+			callback := a.loginCallback(t, c, "/")
+			a.st.mw.now = func() time.Time { return time.Now().Add(loginLifetime + time.Minute) }
+			defer func() { a.st.mw.now = time.Now }()
+			resp, body := navigate(t, c, callback)
+			refusedSignIn(t, resp, body, http.StatusBadRequest, "invalid_state")
+		}},
+		{"code injection: a code minted for the attacker's login in the victim's callback (PKCE)", func(t *testing.T, a *arena) {
+			attacker, _ := url.Parse(a.loginCallback(t, noRedirects(a.st.browser()), "/"))
+			victim := noRedirects(a.st.browser())
+			injected, _ := url.Parse(a.loginCallback(t, victim, "/"))
+			q := injected.Query()
+			q.Set("code", attacker.Query().Get("code"))
+			injected.RawQuery = q.Encode()
+			resp, body := navigate(t, victim, injected.String())
+			// The tenant checks the victim's verifier against the
+			// attacker's challenge: AADSTS501481.
+			refusedSignIn(t, resp, body, http.StatusBadGateway, "AADSTS501481")
+		}},
+		{"a callback sent as a POST form", func(t *testing.T, a *arena) {
+			c := noRedirects(a.st.browser())
+			u, _ := url.Parse(a.loginCallback(t, c, "/"))
+			resp, err := c.PostForm(a.st.server.URL+u.Path, u.Query())
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			refusedSignIn(t, resp, string(body), http.StatusMethodNotAllowed, "method_not_allowed")
+		}},
+
+		// Identity header spoofing.
+		{"spoofed identity headers in odd casings and duplicates from a signed-in user", func(t *testing.T, a *arena) {
+			r := httptest.NewRequest("GET", "https://app.example.com/", nil)
+			r.Header.Set("Cookie", sessionCookie(t, a.guarded, aliceSession()))
+			r.Header["x-forwarded-user"] = []string{"mallory"}
+			r.Header["X-FORWARDED-USER"] = []string{"mallory"}
+			r.Header["X-Forwarded-User"] = []string{"mallory", "eve"}
+			r.Header["x-Forwarded-groups"] = []string{"admins"}
+			r.Header["X-FORWARDED-ROLES"] = []string{"Admin", "Owner"}
+			r.Header["x-forwarded-email"] = []string{"ceo@contoso.example"}
+			r.Header["X-Forwarded-Preferred-USERNAME"] = []string{"ceo@contoso.example"}
+			r.Header["X-forwarded-name"] = []string{"CEO"}
+			a.serveGuarded(t, r, http.StatusOK)
+			a.checkIdentityHeaders(t, alice.OID)
+		}},
+		{"spoofed identity headers on an excluded path", func(t *testing.T, a *arena) {
+			r := httptest.NewRequest("GET", "https://app.example.com/public/x", nil)
+			r.Header["x-forwarded-user"] = []string{"mallory"}
+			r.Header["X-Forwarded-User"] = []string{"mallory", "eve"}
+			r.Header["X-FORWARDED-ROLES"] = []string{"Admin"}
+			a.serveGuarded(t, r, http.StatusOK)
+			a.checkIdentityHeaders(t, "")
+		}},
+		{"spoofed identity headers spelt with underscores (CGI servers read them as dashes)", func(t *testing.T, a *arena) {
+			r := httptest.NewRequest("GET", "https://app.example.com/public/x", nil)
+			r.Header["X_Forwarded_User"] = []string{"mallory"}
+			r.Header["x_forwarded_roles"] = []string{"Admin"}
+			r.Header["X-Forwarded_Email"] = []string{"ceo@contoso.example"}
+			a.serveGuarded(t, r, http.StatusOK)
+			a.checkIdentityHeaders(t, "")
+		}},
+		{"an oversized spoofed identity header", func(t *testing.T, a *arena) {
+			r := httptest.NewRequest("GET", "https://app.example.com/public/x", nil)
+			r.Header.Set("X-Forwarded-User", strings.Repeat("m", 1<<20))
+			a.serveGuarded(t, r, http.StatusOK)
+			a.checkIdentityHeaders(t, "")
+		}},
+		{"spoofed identity headers sent twice over the wire by a signed-in browser", func(t *testing.T, a *arena) {
+			c := a.victimBrowser(t)
+			req, _ := http.NewRequest("GET", a.st.server.URL+"/wire", nil)
+			req.Header.Set("Accept", "text/html")
+			req.Header["x-forwarded-user"] = []string{"mallory"}
+			req.Header.Add("X-Forwarded-User", "eve")
+			req.Header["X-FORWARDED-GROUPS"] = []string{"admins", "owners"}
+			a.drainUpstream()
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			checkIdentityHeaderSet(t, a.nextUpstream(t), alice.OID)
+		}},
+
+		// CR/LF, control characters and markup in claims.
+		{"CR LF and control characters in claims reaching identity headers", func(t *testing.T, a *arena) {
+			a.st.tenant.SetClaimsHook(func(c map[string]interface{}) {
+				c["name"] = "Alice\r\nX-Injected: yes"
+				c["email"] = "alice@contoso.example\x00\x1b[31m"
+				c["preferred_username"] = "alice\n@contoso.example\x7f"
+				c["roles"] = []string{"Reader\r\nX-Role: Admin", "Writer\x00"}
+				c["groups"] = []string{alice.Groups[0] + "\nX-Group: admins"}
+			})
+			defer a.st.tenant.SetClaimsHook(nil)
+			h := a.signedInUpstream(t, "/crlf")
+			for k, vs := range h {
+				if strings.EqualFold(k, "X-Injected") || strings.EqualFold(k, "X-Role") || strings.EqualFold(k, "X-Group") {
+					t.Errorf("header %s was injected through a claim", k)
+				}
+				for _, v := range vs {
+					for i := 0; i < len(v); i++ {
+						if v[i] < 0x20 || v[i] == 0x7f {
+							t.Errorf("header %s = %q carries a control character", k, v)
+							break
+						}
+					}
+				}
+			}
+			if h.Get("X-Forwarded-User") != alice.OID {
+				t.Errorf("X-Forwarded-User = %q", h.Get("X-Forwarded-User"))
+			}
+		}},
+		{"a script in a claim reaches pages escaped", func(t *testing.T, a *arena) {
+			a.st.tenant.SetClaimsHook(func(c map[string]interface{}) { c["name"] = `<script>alert("pwned")</script>` })
+			defer a.st.tenant.SetClaimsHook(nil)
+			c := a.st.browser()
+			a.signedInUpstreamWith(t, c, "/markup")
+			_, body := navigate(t, c, a.st.server.URL+"/portals/main/profile")
+			if strings.Contains(body, "<script>") || !strings.Contains(body, "&lt;script&gt;") {
+				t.Fatalf("profile page does not escape the claim: %q", body)
+			}
+		}},
+		{"CR LF in Entra's error description", func(t *testing.T, a *arena) {
+			c := noRedirects(a.st.browser())
+			u, _ := url.Parse(a.loginCallback(t, c, "/"))
+			q := url.Values{"state": {u.Query().Get("state")}, "error": {"access_denied\r\nSet-Cookie: x=1"},
+				"error_description": {"<img src=x onerror=alert(1)>\r\nSet-Cookie: entraauth_main=forged"}}
+			resp, body := navigate(t, c, a.st.server.URL+u.Path+"?"+q.Encode())
+			if resp.StatusCode < 400 || hasSession(resp) || strings.Contains(body, "<img") {
+				t.Fatalf("got %d, session %v, body %q", resp.StatusCode, hasSession(resp), body)
+			}
+			for _, v := range resp.Header.Values("Set-Cookie") {
+				if strings.Contains(v, "forged") || strings.HasPrefix(v, "x=") {
+					t.Fatalf("a cookie was injected: %q", v)
+				}
+			}
+		}},
+
+		// Oversized input.
+		{"a claim over 8 KB does not become an identity header", func(t *testing.T, a *arena) {
+			a.st.tenant.SetClaimsHook(func(c map[string]interface{}) { c["name"] = strings.Repeat("N", 9<<10) })
+			defer a.st.tenant.SetClaimsHook(nil)
+			h := a.signedInUpstream(t, "/big")
+			if v := h.Get("X-Forwarded-Name"); v != "" {
+				t.Errorf("an X-Forwarded-Name of %d bytes was sent", len(v))
+			}
+			if h.Get("X-Forwarded-User") != alice.OID {
+				t.Errorf("X-Forwarded-User = %q, want the other headers kept", h.Get("X-Forwarded-User"))
+			}
+		}},
+		{"a logout form over 8 KB", func(t *testing.T, a *arena) {
+			body := "rd=" + strings.Repeat("%2F", 1<<20)
+			req, _ := http.NewRequest("POST", a.st.server.URL+"/portals/main/logout", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Origin", a.st.server.URL)
+			resp, err := noRedirects(a.st.browser()).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusSeeOther {
+				t.Fatalf("status %d, want 303 to the default target", resp.StatusCode)
+			}
+			checkSameOrigin(t, postLogoutTarget(t, resp), a.st.server.URL)
+		}},
+
+		// Cross-site sign-out.
+		crossSiteLogout("a sign-out posted from another site", map[string]string{"Origin": "https://" + evilHost}),
+		crossSiteLogout("a sign-out posted from an opaque origin", map[string]string{"Origin": "null"}),
+		crossSiteLogout("a sign-out posted with no Origin and no Sec-Fetch-Site", nil),
+		crossSiteLogout("a sign-out posted by a cross-site fetch", map[string]string{"Sec-Fetch-Site": "cross-site"}),
+		crossSiteLogout("a sign-out posted from a sibling subdomain", map[string]string{"Sec-Fetch-Site": "same-site"}),
+		crossSiteLogout("a sign-out posted from the same host over plain HTTP", map[string]string{"Origin": "http://" + "{host}"}),
+		crossSiteLogout("a sign-out posted from the same host on another port", map[string]string{"Origin": "https://127.0.0.1:1"}),
+		{"a sign-out by GET, as a link or an image would", func(t *testing.T, a *arena) {
+			c := a.victimBrowser(t)
+			req, _ := http.NewRequest("GET", a.st.server.URL+"/portals/main/logout?rd=/", nil)
+			req.Header.Set("Sec-Fetch-Dest", "image")
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			for _, v := range resp.Header.Values("Set-Cookie") {
+				if strings.HasPrefix(v, "entraauth_main=") {
+					t.Fatalf("a GET touched the session cookie: %q", v)
+				}
+			}
+			a.checkStillSignedIn(t)
+		}},
+	}
+
+	// Open redirects after sign-in: the return URL comes from the path the
+	// browser asked for.
+	for _, path := range []string{"//" + evilHost + "/", "///" + evilHost + "/", "/%2F%2F" + evilHost + "/", "/%2f" + evilHost + "/",
+		"/%5C" + evilHost + "/", "/%5c%5c" + evilHost + "/", "/.//" + evilHost + "/", "/%09/" + evilHost} {
+		path := path
+		list = append(list, attack{"an open redirect after sign-in via the path " + path, func(t *testing.T, a *arena) {
+			c := noRedirects(a.st.browser())
+			resp, _ := navigate(t, c, a.loginCallback(t, c, path))
+			if resp.StatusCode != http.StatusFound || !hasSession(resp) {
+				t.Fatalf("callback: %d", resp.StatusCode)
+			}
+			loc := resp.Header.Get("Location")
+			if strings.HasPrefix(loc, "/") {
+				loc = a.st.server.URL + loc // as the browser resolves it; "//x" then fails the check
+			}
+			checkSameOrigin(t, loc, a.st.server.URL)
+		}})
+	}
+
+	// Open redirects through the logout rd field: the POST and the sign-out
+	// page that offers it. Each value reaches the plugin exactly as written.
+	for _, rd := range []string{
+		"//" + evilHost, "///" + evilHost, "////" + evilHost, `/\` + evilHost, `\\` + evilHost, `\/` + evilHost,
+		"/%2F%2F" + evilHost, "/%2f" + evilHost, "/%5C" + evilHost, "/%5c%5c" + evilHost, "%2F%2F" + evilHost,
+		"https://" + evilHost, "http://" + evilHost + "/", "HTTPS://" + evilHost, "https:" + evilHost, "https:/" + evilHost,
+		"https:///" + evilHost, `https:\\` + evilHost, "https://" + evilHost + "#@{host}", "https://{host}@" + evilHost,
+		"https://{host}." + evilHost, `https://` + evilHost + `\@{host}`, "//{host}@" + evilHost, "https://127.0.0.1:1/",
+		"javascript:alert(document.domain)", "JaVaScRiPt:alert(1)", "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+		"vbscript:msgbox(1)", " //" + evilHost, "\t//" + evilHost, "/\t/" + evilHost, "/\r\n/" + evilHost, "//" + evilHost + "%00",
+		"\uff0f\uff0f" + evilHost, "/\u2215" + evilHost, "/%0d%0aLocation:%20https://" + evilHost,
+	} {
+		rd := rd
+		list = append(list, attack{"an open redirect via the logout rd field " + strings.ToValidUTF8(rd, "?"), func(t *testing.T, a *arena) {
+			host := strings.TrimPrefix(a.st.server.URL, "https://")
+			value := strings.ReplaceAll(rd, "{host}", host)
+			checkSameOrigin(t, a.logoutTarget(t, value), a.st.server.URL)
+			_, body := navigate(t, a.st.browser(), a.st.server.URL+"/portals/main/logout?rd="+url.QueryEscape(value))
+			if i := strings.Index(body, `name=rd value="`); i >= 0 {
+				offered := body[i+len(`name=rd value="`):]
+				offered = html.UnescapeString(offered[:strings.IndexByte(offered, '"')])
+				if strings.HasPrefix(offered, "/") {
+					offered = a.st.server.URL + offered
+				}
+				checkSameOrigin(t, offered, a.st.server.URL)
+			}
+		}})
+	}
+
+	// Open redirects in auth-host mode, where returns may go to any host
+	// under the cookie domain: hosts that only look like one.
+	for _, rd := range []string{
+		"https://example.com." + evilHost + "/", "https://evilexample.com/", "https://app.example.com." + evilHost + "/",
+		"https://" + evilHost + "/.example.com", "https://" + evilHost + "?.example.com", "https://" + evilHost + "#.example.com",
+		`https://` + evilHost + `\.example.com`, "https://" + evilHost + "%2F.example.com", "https://app.example.com@" + evilHost + "/",
+		"https://" + evilHost + "%00.example.com/", "https://" + evilHost + "%2Eexample.com/",
+	} {
+		rd := rd
+		list = append(list, attack{"an open redirect in auth-host mode via " + rd, func(t *testing.T, a *arena) {
+			form := url.Values{"rd": {rd}}.Encode()
+			r := httptest.NewRequest("POST", "https://app.example.com/portals/main/logout", strings.NewReader(form))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			r.Header.Set("Origin", "https://app.example.com")
+			w := httptest.NewRecorder()
+			a.authHost.ServeHTTP(w, r)
+			if w.Code != http.StatusSeeOther {
+				t.Fatalf("status %d, want 303", w.Code)
+			}
+			u, err := url.Parse(w.Header().Get("Location"))
+			if err != nil || u.Scheme != "https" || u.User != nil || !hostUnderDomain(u.Hostname(), "example.com") ||
+				strings.ContainsAny(w.Header().Get("Location"), "\\%#?@") {
+				t.Fatalf("sign-out continues to %q, outside example.com", w.Header().Get("Location"))
+			}
+		}})
+	}
+
+	// Session cookie tampering: a genuine chunked session, altered.
+	cookieAttacks := []struct {
+		name   string
+		cookie func(a *arena) string
+	}{
+		{"a tampered first chunk", func(a *arena) string { return joinCookies(a.editChunk(0, flipMiddle)) }},
+		{"a tampered middle chunk", func(a *arena) string { return joinCookies(a.editChunk(1, flipMiddle)) }},
+		{"a truncated last chunk", func(a *arena) string {
+			return joinCookies(a.editChunk(2, func(v string) string { return v[:len(v)-4] }))
+		}},
+		{"a missing chunk", func(a *arena) string { return joinCookies([]cookiePair{a.chunks[0], a.chunks[2]}) }},
+		{"reordered chunks", func(a *arena) string {
+			return joinCookies([]cookiePair{a.chunks[0], {a.chunks[1].name, a.chunks[2].value}, {a.chunks[2].name, a.chunks[1].value}})
+		}},
+		{"chunks of two genuine sessions mixed", func(a *arena) string {
+			return joinCookies([]cookiePair{a.chunks[0], a.other[1], a.chunks[2]})
+		}},
+		{"a chunk sent twice", func(a *arena) string { return joinCookies(append(append([]cookiePair{}, a.chunks...), a.chunks[1])) }},
+		{"the session cookie sent twice, the attacker's first", func(a *arena) string {
+			return joinCookies(append([]cookiePair{a.other[0]}, a.chunks...))
+		}},
+		{"a chunk count above the maximum", func(a *arena) string { return joinCookies(a.editCount("9")) }},
+		{"a huge chunk count", func(a *arena) string { return joinCookies(a.editCount("99999999999999999999")) }},
+		{"a chunk count of zero", func(a *arena) string { return joinCookies(a.editCount("0")) }},
+		{"a negative chunk count", func(a *arena) string { return joinCookies(a.editCount("-3")) }},
+		{"a chunk count with a leading zero", func(a *arena) string { return joinCookies(a.editCount("03")) }},
+		{"a chunk count with a plus sign", func(a *arena) string { return joinCookies(a.editCount("+3")) }},
+		{"a chunk count lower than the chunks sent", func(a *arena) string { return joinCookies(a.editCount("2")) }},
+		{"a chunk count higher than the chunks sent", func(a *arena) string { return joinCookies(a.editCount("4")) }},
+		{"an extra chunk with a higher count", func(a *arena) string {
+			return joinCookies(append(a.editCount("4"), cookiePair{"entraauth_main_3", a.chunks[2].value}))
+		}},
+		{"chunks renamed with leading zeros", func(a *arena) string {
+			return joinCookies([]cookiePair{a.chunks[0], {"entraauth_main_01", a.chunks[1].value}, {"entraauth_main_02", a.chunks[2].value}})
+		}},
+		{"the chunk count stripped", func(a *arena) string {
+			return joinCookies(a.editChunk(0, func(v string) string { return v[strings.IndexByte(v, '.')+1:] }))
+		}},
+		{"eight forged chunks of the maximum size", func(a *arena) string {
+			pairs := []cookiePair{{"entraauth_main", "8." + strings.Repeat("A", session.ChunkSize-2)}}
+			for i := 1; i < session.MaxChunks; i++ {
+				pairs = append(pairs, cookiePair{"entraauth_main_" + string(rune('0'+i)), strings.Repeat("A", session.ChunkSize)})
+			}
+			return joinCookies(pairs)
+		}},
+		{"a single cookie over the chunk size", func(a *arena) string {
+			return "entraauth_main=" + strings.Repeat("A", session.ChunkSize+1)
+		}},
+		{"a cookie header of 100 KB", func(a *arena) string {
+			var b strings.Builder
+			for i := 0; i < 2000; i++ {
+				b.WriteString("junk" + strings.Repeat("x", 40) + "=" + strings.Repeat("y", 10) + "; ")
+			}
+			return b.String() + joinCookies(a.editChunk(1, flipMiddle))
+		}},
+		{"a session sealed for another portal's cookie", func(a *arena) string {
+			return "entraauth_main=" + a.seal(aliceSession(), "entraauth_admin", time.Now().Add(time.Hour))
+		}},
+		{"a session sealed for a login-state cookie", func(a *arena) string {
+			return "entraauth_main=" + a.seal(aliceSession(), "entraauth_main_login_abcdefghijkl", time.Now().Add(time.Hour))
+		}},
+		{"a session sealed with another secret", func(a *arena) string {
+			other, _ := session.NewSealer("an-attacker-secret-of-32-characters-or-more", nil)
+			plain, _ := aliceSession().Marshal()
+			v, _ := other.Seal(plain, "entraauth_main", time.Now().Add(time.Hour))
+			return "entraauth_main=" + v
+		}},
+		{"a session whose sealed expiry has passed", func(a *arena) string {
+			return "entraauth_main=" + a.seal(aliceSession(), "entraauth_main", time.Now().Add(-time.Second))
+		}},
+		{"a session whose own expiry has passed", func(a *arena) string {
+			s := aliceSession()
+			s.Expires = time.Now().Add(-time.Second).Unix()
+			return "entraauth_main=" + a.seal(s, "entraauth_main", time.Now().Add(time.Hour))
+		}},
+		{"a cookie that is not base64", func(a *arena) string { return "entraauth_main=%%%not-base64!!" }},
+		{"a cookie with a line break", func(a *arena) string {
+			return "entraauth_main=" + a.chunks[1].value[:10] + "\n" + a.chunks[1].value[10:]
+		}},
+	}
+	for _, ca := range cookieAttacks {
+		ca := ca
+		list = append(list, attack{"session cookie: " + ca.name, func(t *testing.T, a *arena) {
+			r := httptest.NewRequest("GET", "https://app.example.com/private", nil)
+			r.Header.Set("Accept", "application/json")
+			r.Header.Set("Cookie", ca.cookie(a))
+			a.serveGuarded(t, r, http.StatusUnauthorized)
+		}})
+	}
+	return list
+}
+
+// claimsAttack is a sign-in whose genuinely signed ID token has claims
+// changed by mutate.
+func claimsAttack(name string, mutate func(claims map[string]interface{})) attack {
+	return attack{name, func(t *testing.T, a *arena) {
+		a.st.tenant.SetClaimsHook(mutate)
+		defer a.st.tenant.SetClaimsHook(nil)
+		c := noRedirects(a.st.browser())
+		resp, body := navigate(t, c, a.loginCallback(t, c, "/"))
+		refusedSignIn(t, resp, body, http.StatusUnauthorized, "invalid_id_token")
+		a.checkNotSignedIn(t, c)
+	}}
+}
+
+// crossSiteLogout posts a sign-out with these headers ({host} is the
+// site's host) from the signed-in victim's browser.
+func crossSiteLogout(name string, headers map[string]string) attack {
+	return attack{name, func(t *testing.T, a *arena) {
+		c := noRedirects(a.victimBrowser(t))
+		req, _ := http.NewRequest("POST", a.st.server.URL+"/portals/main/logout", strings.NewReader("rd=%2F"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for k, v := range headers {
+			req.Header.Set(k, strings.ReplaceAll(v, "{host}", strings.TrimPrefix(a.st.server.URL, "https://")))
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("status %d, want 403", resp.StatusCode)
+		}
+		a.checkStillSignedIn(t)
+	}}
+}
+
+func newArena(t *testing.T) *arena {
+	t.Helper()
+	a := &arena{st: newStack(t, nil), attackerHits: &hitCounter{}}
+	// One assignment per statement: Yaegi loses struct fields assigned
+	// together from a call.
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.attacker = key
+	jwks := jwt.MarshalJWKS(jwt.KeySet{attackerKid: &a.attacker.PublicKey})
+	hits := a.attackerHits
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.add()
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(jwks)
+	}))
+	t.Cleanup(func() { evil.Close() })
+	a.attackerJWKS = evil.URL + "/keys"
+
+	guarded, upstream := guard(t, func(c *Config) { c.ExcludedPaths = []string{"/public/*"} })
+	a.guarded = guarded
+	a.upstream = upstream
+	authHost, _ := guard(t, func(c *Config) {
+		c.AuthHost = "auth.example.com"
+		c.Session.CookieDomain = "example.com"
+		// Unreachable at once: sign-out then continues without Entra ID.
+		c.MicrosoftEntraID.AuthorityHost = "http://127.0.0.1:1"
+	})
+	a.authHost = authHost
+
+	groups := make([]string, 200)
+	for i := range groups {
+		groups[i] = strings.Replace(otherGUID, "0000", strings.Repeat(string(rune('a'+i%6)), 4), 1)
+	}
+	big := aliceSession()
+	big.Groups = groups
+	a.chunks = splitCookies(sessionCookie(t, a.guarded, big))
+	big2 := aliceSession()
+	big2.Groups = groups
+	big2.IssuedAt = 1
+	a.other = splitCookies(sessionCookie(t, a.guarded, big2))
+	if len(a.chunks) != 3 || len(a.other) != 3 {
+		t.Fatalf("the large session takes %d and %d cookies, want 3", len(a.chunks), len(a.other))
+	}
+	// The genuine cookies pass: the attacks below differ from them only
+	// by the attack.
+	r := httptest.NewRequest("GET", "https://app.example.com/private", nil)
+	r.Header.Set("Accept", "application/json")
+	r.Header.Set("Cookie", joinCookies(a.chunks))
+	a.serveGuarded(t, r, http.StatusOK)
+	return a
+}
+
+// loginCallback starts a sign-in at path in c and returns the callback URL
+// the tenant sends the browser to, without following it.
+func (a *arena) loginCallback(t *testing.T, c *http.Client, path string) string {
+	t.Helper()
+	resp, _ := navigate(t, c, a.st.server.URL+path)
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("start at %s: status %d", path, resp.StatusCode)
+	}
+	resp, _ = navigate(t, c, resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("authorize: status %d", resp.StatusCode)
+	}
+	return resp.Header.Get("Location")
+}
+
+// refuseForgedToken signs in with the ID token forge makes of the claims
+// the tenant would have signed, and checks that the sign-in is refused.
+func (a *arena) refuseForgedToken(t *testing.T, forge func(claims map[string]interface{}) string) {
+	t.Helper()
+	a.st.tenant.SetIDTokenHook(forge)
+	defer a.st.tenant.SetIDTokenHook(nil)
+	c := noRedirects(a.st.browser())
+	resp, body := navigate(t, c, a.loginCallback(t, c, "/"))
+	refusedSignIn(t, resp, body, http.StatusUnauthorized, "invalid_id_token")
+	a.checkNotSignedIn(t, c)
+}
+
+// refuseInjectedKey forges a token signed by the attacker with header
+// fields that point at the attacker's key, and checks that the plugin
+// neither accepts it nor fetches anything the token names.
+func (a *arena) refuseInjectedKey(t *testing.T, extra map[string]interface{}) {
+	t.Helper()
+	before := a.attackerHits.get()
+	header := map[string]interface{}{"alg": "RS256", "kid": attackerKid, "typ": "JWT"}
+	for k, v := range extra {
+		header[k] = v
+	}
+	a.refuseForgedToken(t, func(claims map[string]interface{}) string {
+		tok, _ := jwt.SignWithHeader(a.attacker, header, claims)
+		return tok
+	})
+	if got := a.attackerHits.get() - before; got != 0 {
+		t.Fatalf("the plugin fetched the attacker's key URL %d times", got)
+	}
+}
+
+// tenantKey is the tenant's current public key, as anyone can fetch it.
+func (a *arena) tenantKey(t *testing.T) *rsa.PublicKey {
+	t.Helper()
+	resp, err := http.Get(a.st.tenant.URL + "/" + a.st.tenant.TenantID + "/discovery/v2.0/keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	keys, err := jwt.ParseJWKS(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys[a.st.tenant.KeyID()]
+}
+
+// hmacToken signs header and claims with HMAC-SHA256 keyed with secret.
+func hmacToken(header, claims map[string]interface{}, secret []byte) string {
+	h, _ := json.Marshal(header)
+	c, _ := json.Marshal(claims)
+	input := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(c)
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(input))
+	return input + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// refusedSignIn checks that a callback answered status with code on its
+// page and set no session cookie.
+func refusedSignIn(t *testing.T, resp *http.Response, body string, status int, code string) {
+	t.Helper()
+	if resp.StatusCode != status || !strings.Contains(body, code) {
+		t.Fatalf("got %d, want %d with %s: %.300q", resp.StatusCode, status, code, body)
+	}
+	if hasSession(resp) {
+		t.Fatal("a session cookie was set")
+	}
+}
+
+// hasSession reports whether resp sets a session cookie or chunk.
+func hasSession(resp *http.Response) bool {
+	for _, c := range resp.Cookies() {
+		if session.IsChunkName("entraauth_main", c.Name) && c.Value != "" && c.MaxAge >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// checkNotSignedIn checks that c is sent to sign in.
+func (a *arena) checkNotSignedIn(t *testing.T, c *http.Client) {
+	t.Helper()
+	resp, _ := navigate(t, noRedirects(c), a.st.server.URL+"/after")
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("after the attack: %d, want a redirect to sign in", resp.StatusCode)
+	}
+}
+
+// victimBrowser is a browser signed in through the stack, shared by the
+// attacks that must leave it signed in.
+func (a *arena) victimBrowser(t *testing.T) *http.Client {
+	t.Helper()
+	a.victimMu.Lock()
+	defer a.victimMu.Unlock()
+	if a.victim == nil {
+		c := a.st.browser()
+		a.signedInUpstreamWith(t, c, "/victim")
+		a.victim = c
+	}
+	return a.victim
+}
+
+func (a *arena) checkStillSignedIn(t *testing.T) {
+	t.Helper()
+	resp, body := navigate(t, noRedirects(a.victimBrowser(t)), a.st.server.URL+"/still")
+	if resp.StatusCode != http.StatusOK || body != "upstream /still" {
+		t.Fatalf("the victim was signed out: %d %q", resp.StatusCode, body)
+	}
+}
+
+// signedInUpstream signs in at path in a new browser and returns the
+// headers the upstream received on arrival.
+func (a *arena) signedInUpstream(t *testing.T, path string) http.Header {
+	t.Helper()
+	return a.signedInUpstreamWith(t, a.st.browser(), path)
+}
+
+func (a *arena) signedInUpstreamWith(t *testing.T, c *http.Client, path string) http.Header {
+	t.Helper()
+	a.drainUpstream()
+	resp, body := navigate(t, c, a.st.server.URL+path)
+	if resp.StatusCode != http.StatusOK || body != "upstream "+path {
+		t.Fatalf("sign-in at %s ended with %d %q", path, resp.StatusCode, body)
+	}
+	return a.nextUpstream(t)
+}
+
+func (a *arena) drainUpstream() {
+	for {
+		select {
+		case <-a.st.upstream:
+		default:
+			return
+		}
+	}
+}
+
+func (a *arena) nextUpstream(t *testing.T) http.Header {
+	t.Helper()
+	select {
+	case h := <-a.st.upstream:
+		return h
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream received no request")
+		return nil
+	}
+}
+
+// serveGuarded sends r through the guarded middleware and checks the
+// status; for anything but 200, the upstream must not have been reached.
+func (a *arena) serveGuarded(t *testing.T, r *http.Request, status int) {
+	t.Helper()
+	*a.upstream = nil
+	w := httptest.NewRecorder()
+	a.guarded.ServeHTTP(w, r)
+	if w.Code != status {
+		t.Fatalf("status %d, want %d", w.Code, status)
+	}
+	if status != http.StatusOK && *a.upstream != nil {
+		t.Fatal("the upstream was reached")
+	}
+}
+
+// checkIdentityHeaders checks what guarded's upstream received.
+func (a *arena) checkIdentityHeaders(t *testing.T, oid string) {
+	t.Helper()
+	checkIdentityHeaderSet(t, *a.upstream, oid)
+}
+
+// checkIdentityHeaderSet checks that the only identity header in h, in any
+// spelling (casing, '_' for '-'), is X-Forwarded-User = oid with one value;
+// none at all when oid is "".
+func checkIdentityHeaderSet(t *testing.T, h http.Header, oid string) {
+	t.Helper()
+	for k, vs := range h {
+		name := strings.ToLower(strings.ReplaceAll(k, "_", "-"))
+		if !strings.HasPrefix(name, "x-forwarded-") {
+			continue
+		}
+		switch name {
+		case "x-forwarded-user":
+			if oid == "" || k != "X-Forwarded-User" || len(vs) != 1 || vs[0] != oid {
+				t.Errorf("upstream got %s = %.40q, want %q only", k, vs, oid)
+			}
+		case "x-forwarded-email", "x-forwarded-name", "x-forwarded-preferred-username", "x-forwarded-groups", "x-forwarded-roles":
+			if oid == "" || k != http.CanonicalHeaderKey(k) || len(vs) != 1 || strings.Contains(vs[0], "mallory") ||
+				strings.Contains(vs[0], "ceo@") || strings.Contains(vs[0], "admins") || vs[0] == "Admin,Owner" || vs[0] == "CEO" {
+				t.Errorf("upstream got %s = %.40q", k, vs)
+			}
+		}
+	}
+	if oid != "" && h.Get("X-Forwarded-User") != oid {
+		t.Errorf("upstream X-Forwarded-User = %q, want %q", h.Get("X-Forwarded-User"), oid)
+	}
+}
+
+// logoutTarget posts a same-origin sign-out with rd and returns where the
+// user lands after Entra ID's end-session endpoint.
+func (a *arena) logoutTarget(t *testing.T, rd string) string {
+	t.Helper()
+	req, _ := http.NewRequest("POST", a.st.server.URL+"/portals/main/logout", strings.NewReader(url.Values{"rd": {rd}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", a.st.server.URL)
+	resp, err := noRedirects(a.st.browser()).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("status %d, want 303", resp.StatusCode)
+	}
+	return postLogoutTarget(t, resp)
+}
+
+func postLogoutTarget(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if target := loc.Query().Get("post_logout_redirect_uri"); target != "" {
+		return target
+	}
+	return loc.String()
+}
+
+// checkSameOrigin checks that target, where a browser is sent, is on the
+// origin base (scheme://host:port): a path of it, with nothing a browser
+// could read as another host (backslashes, control characters, a second
+// leading slash, user info).
+func checkSameOrigin(t *testing.T, target, base string) {
+	t.Helper()
+	for i := 0; i < len(target); i++ {
+		if c := target[i]; c <= ' ' || c >= 0x7f || c == '\\' {
+			t.Fatalf("redirect target %q holds %q", target, c)
+		}
+	}
+	u, err := url.Parse(target)
+	b, _ := url.Parse(base)
+	if err != nil || u.Scheme != b.Scheme || u.Host != b.Host || u.User != nil ||
+		!(target == base || strings.HasPrefix(target, base+"/") && !strings.HasPrefix(target, base+"//")) {
+		t.Fatalf("redirect target %q is not on %s", target, base)
+	}
+}
+
+func splitCookies(header string) []cookiePair {
+	var out []cookiePair
+	for _, part := range strings.Split(header, "; ") {
+		name, value, _ := strings.Cut(part, "=")
+		out = append(out, cookiePair{name, value})
+	}
+	return out
+}
+
+func joinCookies(pairs []cookiePair) string {
+	parts := make([]string, 0, len(pairs))
+	for _, p := range pairs {
+		parts = append(parts, p.name+"="+p.value)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// editChunk returns the genuine chunks with chunk i changed by edit.
+func (a *arena) editChunk(i int, edit func(string) string) []cookiePair {
+	out := append([]cookiePair{}, a.chunks...)
+	out[i] = cookiePair{out[i].name, edit(out[i].value)}
+	return out
+}
+
+// editCount returns the genuine chunks with the chunk count replaced.
+func (a *arena) editCount(count string) []cookiePair {
+	return a.editChunk(0, func(v string) string { return count + v[strings.IndexByte(v, '.'):] })
+}
+
+func flipMiddle(v string) string { return flipChar(v, len(v)/2) }
+
+// seal seals s under aad with the guarded middleware's secret.
+func (a *arena) seal(s *session.Session, aad string, expires time.Time) string {
+	if s.Expires == 0 {
+		s.Expires = time.Now().Add(time.Hour).Unix()
+	}
+	plain, _ := s.Marshal()
+	v, _ := a.guarded.sealer.Seal(plain, aad, expires)
+	return v
+}
