@@ -89,6 +89,7 @@ test:
 	$(MAKE) unit
 	$(MAKE) yaegi-test
 	$(MAKE) e2e
+	$(MAKE) soak-short
 
 # The plugin in a local Traefik: https://app.localhost:8443 with the dev
 # tenant, or the real tenant of ENTRA_TENANT_ID/ENTRA_CLIENT_ID/ENTRA_CLIENT_SECRET.
@@ -97,3 +98,23 @@ demo: tools
 
 clean:
 	rm -rf $(CACHE)/demo $(YAEGI_GOPATH) out
+
+# Hardening. Fuzzing: every Fuzz target of the module, FUZZTIME each, one
+# after another (plain go test, hence make test, replays the committed
+# seeds). Soak: signed-in requests mixed with sign-ins and sign-outs through
+# the real Traefik for SOAK_DURATION, checking answers, goroutines and
+# memory; soak-short is the 10 s version make test runs.
+FUZZTIME            ?= 60s
+SOAK_DURATION       ?= 60s
+SOAK_SHORT_DURATION ?= 10s
+
+.PHONY: fuzz soak soak-short
+
+fuzz:
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+soak: tools
+	cd e2e && TRAEFIK_BIN=$(TRAEFIK) SOAK_DURATION=$(SOAK_DURATION) $(GO) test -count=1 -v -timeout 30m -run '^TestSoak$$' .
+
+soak-short: tools
+	cd e2e && TRAEFIK_BIN=$(TRAEFIK) SOAK_DURATION=$(SOAK_SHORT_DURATION) $(GO) test -count=1 -v -timeout 10m -run '^TestSoak$$' .

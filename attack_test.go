@@ -41,6 +41,12 @@ type arena struct {
 	guarded  *Middleware
 	upstream *http.Header // what guarded's upstream last received; nil: not reached
 	authHost *Middleware
+	api      *Middleware // accepts bearer tokens for apiAudience from st's tenant
+	apiSeen  *http.Header
+	// apiOfApp accepts bearer tokens whose audience is the sign-in app's
+	// client ID, with a required scope and an allowed role.
+	apiOfApp     *Middleware
+	apiOfAppSeen *http.Header
 
 	attacker     *rsa.PrivateKey
 	attackerJWKS string // URL of a JWKS holding the attacker's key
@@ -54,6 +60,7 @@ type arena struct {
 }
 
 const (
+	apiAudience = "api://entraauth-attacks"
 	attackerKid = "attacker-kid"
 	evilHost    = "evil.example"
 	otherGUID   = "00000000-1111-2222-3333-444444444444"
@@ -265,12 +272,19 @@ func attacks() []attack {
 			callback := a.loginCallback(t, c, "/")
 			u, _ := url.Parse(callback)
 			kept := c.Jar.Cookies(u)
-			if resp, _ := navigate(t, c, callback); resp.StatusCode != http.StatusFound {
+			if resp, _ := navigate(t, c, callback); resp.StatusCode != http.StatusFound || !hasSession(resp) {
 				t.Fatalf("first use: %d", resp.StatusCode)
 			}
-			c.Jar.SetCookies(u, kept)
-			resp, body := navigate(t, c, callback)
+			// Whoever captured the callback URL and the login cookie, in a
+			// browser without the session that the first use created.
+			tokens := a.st.tenant.Hits(entraidtest.Token)
+			replay := noRedirects(a.st.browser())
+			replay.Jar.SetCookies(u, kept)
+			resp, body := navigate(t, replay, callback)
 			refusedSignIn(t, resp, body, http.StatusBadRequest, "invalid_state")
+			if a.st.tenant.Hits(entraidtest.Token) != tokens {
+				t.Fatal("the replayed code was sent to the token endpoint")
+			}
 		}},
 		{"state from another browser: the victim's callback opened by the attacker", func(t *testing.T, a *arena) {
 			callback := a.loginCallback(t, noRedirects(a.st.browser()), "/")
@@ -335,6 +349,79 @@ func attacks() []attack {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			refusedSignIn(t, resp, string(body), http.StatusMethodNotAllowed, "method_not_allowed")
+		}},
+
+		// Bearer tokens of API clients.
+		{"a bearer token with alg none", func(t *testing.T, a *arena) {
+			tok, _ := jwt.SignWithHeader(nil, map[string]interface{}{"alg": "none", "typ": "JWT"}, a.apiClaims())
+			a.bearer(t, tok, http.StatusUnauthorized)
+		}},
+		{"an HS256 bearer token keyed with the tenant's public key", func(t *testing.T, a *arena) {
+			der, _ := x509.MarshalPKIXPublicKey(a.tenantKey(t))
+			secret := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+			a.bearer(t, hmacToken(map[string]interface{}{"alg": "HS256", "kid": a.st.tenant.KeyID(), "typ": "JWT"}, a.apiClaims(), secret), http.StatusUnauthorized)
+		}},
+		{"a bearer token signed by the attacker", func(t *testing.T, a *arena) {
+			tok, _ := jwt.Sign(a.attacker, a.st.tenant.KeyID(), a.apiClaims())
+			a.bearer(t, tok, http.StatusUnauthorized)
+		}},
+		{"a bearer token whose jku points at the attacker's keys", func(t *testing.T, a *arena) {
+			before := a.attackerHits.get()
+			tok, _ := jwt.SignWithHeader(a.attacker, map[string]interface{}{"alg": "RS256", "kid": attackerKid, "jku": a.attackerJWKS}, a.apiClaims())
+			a.bearer(t, tok, http.StatusUnauthorized)
+			if a.attackerHits.get() != before {
+				t.Fatal("the plugin fetched the attacker's key URL")
+			}
+		}},
+		{"an ID token presented as a bearer token", func(t *testing.T, a *arena) {
+			a.bearer(t, a.st.tenant.SignToken(a.st.tenant.IDTokenClaims(alice, "nonce")), http.StatusUnauthorized)
+		}},
+		{"an ID token presented as a bearer token to an API whose audience is the app's client ID", func(t *testing.T, a *arena) {
+			// An ID token has the app's client ID as audience, the user's
+			// roles and no scope: it must not pass for an access token,
+			// let alone skip requiredScopes as an app-only one.
+			a.bearerTo(t, a.apiOfApp, a.apiOfAppSeen, a.st.tenant.SignToken(a.st.tenant.IDTokenClaims(alice, "a-nonce")), http.StatusUnauthorized)
+		}},
+		{"a bearer token for another API", func(t *testing.T, a *arena) {
+			c := a.apiClaims()
+			c["aud"] = "api://another-api"
+			a.bearer(t, a.st.tenant.SignToken(c), http.StatusUnauthorized)
+		}},
+		{"a bearer token for this API and another", func(t *testing.T, a *arena) {
+			c := a.apiClaims()
+			c["aud"] = []string{apiAudience, "api://another-api"}
+			a.bearer(t, a.st.tenant.SignToken(c), http.StatusUnauthorized)
+		}},
+		{"an expired bearer token", func(t *testing.T, a *arena) {
+			c := a.apiClaims()
+			c["exp"] = time.Now().Add(-time.Hour).Unix()
+			a.bearer(t, a.st.tenant.SignToken(c), http.StatusUnauthorized)
+		}},
+		{"a bearer token of another tenant", func(t *testing.T, a *arena) {
+			c := a.apiClaims()
+			c["tid"] = otherGUID
+			a.bearer(t, a.st.tenant.SignToken(c), http.StatusUnauthorized)
+		}},
+		{"a bearer token larger than 16 KB", func(t *testing.T, a *arena) {
+			c := a.apiClaims()
+			c["name"] = strings.Repeat("A", 20<<10)
+			a.bearer(t, a.st.tenant.SignToken(c), http.StatusUnauthorized)
+		}},
+		{"a bearer token whose issuer carries CR LF and quotes into WWW-Authenticate", func(t *testing.T, a *arena) {
+			c := a.apiClaims()
+			c["iss"] = "https://evil.example/\"\r\nSet-Cookie: x=1\r\n\r\n<h1>"
+			a.bearer(t, a.st.tenant.SignToken(c), http.StatusUnauthorized)
+		}},
+		{"CR LF in the claims of a valid bearer token reaching identity headers", func(t *testing.T, a *arena) {
+			c := a.apiClaims()
+			c["name"] = "Alice\r\nX-Injected: yes"
+			c["roles"] = []string{"Reader\nX-Role: Admin"}
+			a.bearer(t, a.st.tenant.SignToken(c), http.StatusOK)
+			for k, vs := range *a.apiSeen {
+				if strings.EqualFold(k, "X-Injected") || strings.EqualFold(k, "X-Role") || strings.ContainsAny(strings.Join(vs, ""), "\r\n\x00") {
+					t.Errorf("upstream got %s = %q", k, vs)
+				}
+			}
 		}},
 
 		// Identity header spoofing.
@@ -733,6 +820,23 @@ func newArena(t *testing.T) *arena {
 		c.MicrosoftEntraID.AuthorityHost = "http://127.0.0.1:1"
 	})
 	a.authHost = authHost
+	api, apiSeen := guard(t, func(c *Config) {
+		c.MicrosoftEntraID.AuthorityHost = a.st.tenant.URL
+		c.MicrosoftEntraID.ClientSecret = a.st.tenant.ClientSecret
+		c.APIAudience = []string{apiAudience}
+	})
+	a.api = api
+	a.apiSeen = apiSeen
+	apiOfApp, apiOfAppSeen := guard(t, func(c *Config) {
+		c.MicrosoftEntraID.AuthorityHost = a.st.tenant.URL
+		c.MicrosoftEntraID.ClientSecret = a.st.tenant.ClientSecret
+		c.APIAudience = []string{testClientID}
+		c.RequiredScopes = []string{"Items.Read"}
+		c.AllowedRoles = []string{"Reader"}
+	})
+	a.apiOfApp = apiOfApp
+	a.apiOfAppSeen = apiOfAppSeen
+	a.bearer(t, a.st.tenant.SignToken(a.apiClaims()), http.StatusOK)
 
 	groups := make([]string, 200)
 	for i := range groups {
@@ -1056,4 +1160,44 @@ func (a *arena) seal(s *session.Session, aad string, expires time.Time) string {
 	plain, _ := s.Marshal()
 	v, _ := a.guarded.sealer.Seal(plain, aad, expires)
 	return v
+}
+
+// apiClaims are the claims of a genuine access token of alice for the
+// arena's API.
+func (a *arena) apiClaims() map[string]interface{} {
+	return a.st.tenant.APIAccessTokenClaims(alice, apiAudience, "Items.Read")
+}
+
+// bearer sends tok to the arena's API with a spoofed identity header and
+// checks the status: a pass carries alice's identity only; a refusal
+// reaches no upstream and explains itself in a well-formed
+// WWW-Authenticate header.
+func (a *arena) bearer(t *testing.T, tok string, status int) {
+	t.Helper()
+	a.bearerTo(t, a.api, a.apiSeen, tok, status)
+}
+
+func (a *arena) bearerTo(t *testing.T, api *Middleware, seen *http.Header, tok string, status int) {
+	t.Helper()
+	r := httptest.NewRequest("GET", "https://app.example.com/api/items", nil)
+	r.Header.Set("Authorization", "Bearer "+tok)
+	r.Header.Set("Accept", "application/json")
+	r.Header.Set("X-Forwarded-User", "mallory")
+	*seen = nil
+	w := httptest.NewRecorder()
+	api.ServeHTTP(w, r)
+	if w.Code != status {
+		t.Fatalf("status %d, want %d (WWW-Authenticate %q)", w.Code, status, w.Header().Get("WWW-Authenticate"))
+	}
+	if status == http.StatusOK {
+		checkIdentityHeaderSet(t, *seen, alice.OID)
+		return
+	}
+	if *seen != nil {
+		t.Fatal("the upstream was reached")
+	}
+	wa := w.Header().Get("WWW-Authenticate")
+	if strings.ContainsAny(wa, "\r\n") || strings.Count(wa, `"`) != 6 || !strings.Contains(wa, `error="invalid_token"`) {
+		t.Fatalf("WWW-Authenticate %q is not one well-formed challenge", wa)
+	}
 }

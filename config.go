@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/tfa-plugin/entraauth/assertion"
 	"github.com/tfa-plugin/entraauth/entraid"
@@ -445,7 +446,7 @@ func sharedClient(s *settings) (*entraid.Client, error) {
 func splitList(values []string) []string {
 	var out []string
 	for _, v := range values {
-		for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' }) {
+		for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }) {
 			out = append(out, f)
 		}
 	}

@@ -92,21 +92,19 @@ func strippedHeaders(headers []headerClaim) []string {
 	return out
 }
 
-// stripIdentityHeaders removes every identity header, whatever its casing:
-// http.Header keys are canonical for parsed requests, but a handler earlier
-// in the chain may have added raw keys.
+// stripIdentityHeaders removes every identity header, whatever its casing
+// and whether it is spelt with underscores: http.Header keys are canonical
+// for parsed requests, but a handler earlier in the chain may have added raw
+// keys, and CGI-style upstreams (PHP, WSGI) read X_Forwarded_User as
+// X-Forwarded-User.
 func (m *Middleware) stripIdentityHeaders(h http.Header) {
 	for _, name := range m.stripped {
 		delete(h, name)
 	}
 	for k := range h {
-		if http.CanonicalHeaderKey(k) != k {
-			canonical := http.CanonicalHeaderKey(k)
-			for _, name := range m.stripped {
-				if canonical == name {
-					delete(h, k)
-				}
-			}
+		canonical := http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))
+		if canonical != k && m.strippedSet[canonical] {
+			delete(h, k)
 		}
 	}
 }

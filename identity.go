@@ -11,12 +11,22 @@ import (
 // openSession returns the signed-in user's session, or nil when there is
 // none or it is expired, tampered with or sealed with an unknown secret:
 // all of which simply mean "sign in again".
+//
+// A session it opened once comes from the session cache afterwards (never
+// past its expiry), and is shared: callers must not modify it.
 func (m *Middleware) openSession(r *http.Request) *session.Session {
 	value, err := session.ReadChunked(r, m.cookie.Name)
 	if err != nil || value == "" {
 		return nil
 	}
 	now := m.now()
+	key := sessionCachePrefix(m) + value
+	if e := sessions.get(key); e != nil {
+		if now.Unix() >= e.expires {
+			return nil
+		}
+		return e.session
+	}
 	plain, err := m.sealer.Open(value, m.cookie.Name, now)
 	if err != nil {
 		return nil
@@ -25,6 +35,7 @@ func (m *Middleware) openSession(r *http.Request) *session.Session {
 	if err != nil || s.Expires <= now.Unix() {
 		return nil
 	}
+	sessions.put(key, &cacheEntry{sealer: m.sealer, session: s, expires: s.Expires})
 	return s
 }
 

@@ -126,11 +126,12 @@ type Middleware struct {
 	logoutPath   string
 	profilePath  string
 
-	lifetime   time.Duration
-	headers    []headerClaim // identity headers set on signed-in requests
-	stripped   []string      // identity headers removed from every request
-	rules      rules
-	exclusions exclusions
+	lifetime    time.Duration
+	headers     []headerClaim // identity headers set on signed-in requests
+	stripped    []string      // identity headers removed from every request
+	strippedSet map[string]bool
+	rules       rules
+	exclusions  exclusions
 	// api accepts bearer tokens when set; requiredScopes bound delegated ones.
 	api            *entraid.AccessPolicy
 	requiredScopes []string
@@ -159,7 +160,7 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 }
 
 func newMiddleware(next http.Handler, name string, s *settings, client *entraid.Client) *Middleware {
-	prefix := "/portals/" + s.portal + "/"
+	prefix := s.portalPrefix()
 	m := &Middleware{
 		next:         next,
 		name:         name,
@@ -186,6 +187,10 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 		authHost:       s.authHost,
 		cookieDomain:   s.cookieDomain,
 		insecure:       s.insecureCookies,
+	}
+	m.strippedSet = map[string]bool{}
+	for _, name := range m.stripped {
+		m.strippedSet[name] = true
 	}
 	m.cookie = session.CookieOptions{
 		Name:     s.cookieName,

@@ -113,6 +113,11 @@ func (c *Client) VerifyAccessToken(ctx context.Context, raw string, p AccessPoli
 	if ac.AppID == "" {
 		ac.AppID = tok.String("appid")
 	}
+	if ac.AppID == "" {
+		// Every access token names the client it was issued to; an ID
+		// token (whose aud is the client ID) does not.
+		return nil, fmt.Errorf("%w: the token names no client application (azp or appid): an ID token is not an access token", ErrInvalidAccessToken)
+	}
 	if ac.OID == "" {
 		return nil, fmt.Errorf("%w: the token has no oid", ErrInvalidAccessToken)
 	}

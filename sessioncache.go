@@ -1,0 +1,272 @@
+package entraauth
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/tfa-plugin/entraauth/session"
+)
+
+// The session cache makes the signed-in request, almost every request a
+// user makes, cheap under Yaegi, where every interpreted statement costs:
+// reading the cookie, opening it (AES-GCM), decoding the session, checking
+// the rules, sanitizing the header values and stripping the plugin's
+// cookies happen once per session and Cookie header, after which a request
+// with the same Cookie header costs a map lookup and the header edits.
+//
+// It is the package's reload-safe cache of sessions: package-level, because
+// Traefik builds new middlewares on every reload (and one per router) and
+// never closes the old ones, so that a per-middleware cache would start
+// empty each time; bounded, so that neither reloads nor many users make it
+// grow; and keyed by a scope that captures everything a cached outcome
+// depends on (see newCacheScope), so that a cookie sealed with one secret,
+// or for another cookie name, is never served to a middleware configured
+// with another. It starts no goroutine: eviction happens on insertion.
+var sessions = newSessionCache(cacheGeneration, cacheGenerationBytes)
+
+const (
+	// cacheGeneration bounds the entries of one generation: the cache keeps
+	// at most two generations, the current one and the previous one.
+	cacheGeneration = 4096
+	// cacheGenerationBytes bounds the key bytes (mostly Cookie headers) of
+	// one generation, so that large chunked cookies cannot blow the bound.
+	cacheGenerationBytes = 4 << 20
+	// maxCachedKey is the longest key cached: longer Cookie headers take
+	// the uncached path every time.
+	maxCachedKey = 16 << 10
+)
+
+// cacheEntry is what the cache remembers under a key: the outcome of one
+// signed-in request (under the request prefix) or one opened session
+// cookie (under the session prefix).
+type cacheEntry struct {
+	// sealer opened the session. The entry holds it, so that the sealer's
+	// address, which is part of every key it was cached under, cannot be
+	// reused for another sealer while the entry lives.
+	sealer *session.Sealer
+	// session is shared by every request served from the entry: read only.
+	session *session.Session
+	// expires is the session's end (Unix seconds): the entry is never served
+	// at or after it. Sessions are sealed with the same expiry.
+	expires int64
+	// names and values are the identity headers to set, in order, only the
+	// non-empty ones: already sanitized by identityValues.
+	names, values []string
+	// cookie is the Cookie header for the upstream, the plugin's cookies
+	// removed; "" when none is left.
+	cookie string
+}
+
+// sessionCache is a bounded map with O(1) eviction: two generations of
+// maps; when the current one is full it becomes the previous one and the
+// previous one is dropped whole. A hit in the previous generation moves the
+// entry to the current one, so that sessions in use stay. It is safe for
+// concurrent use.
+type sessionCache struct {
+	mu       sync.Mutex
+	current  map[string]*cacheEntry
+	previous map[string]*cacheEntry
+	bytes    int // key bytes in current
+	limit    int // entries per generation
+	maxBytes int // key bytes per generation
+}
+
+func newSessionCache(limit, maxBytes int) *sessionCache {
+	return &sessionCache{
+		current:  map[string]*cacheEntry{},
+		previous: map[string]*cacheEntry{},
+		limit:    limit,
+		maxBytes: maxBytes,
+	}
+}
+
+// get returns the entry under key, or nil.
+func (c *sessionCache) get(key string) *cacheEntry {
+	c.mu.Lock()
+	e := c.current[key]
+	if e == nil {
+		e = c.promoteLocked(key)
+	}
+	c.mu.Unlock()
+	return e
+}
+
+// promoteLocked moves key's entry from the previous generation to the
+// current one and returns it, or returns nil.
+func (c *sessionCache) promoteLocked(key string) *cacheEntry {
+	e := c.previous[key]
+	if e != nil {
+		delete(c.previous, key)
+		c.addLocked(key, e)
+	}
+	return e
+}
+
+// put remembers e under key; keys longer than maxCachedKey are not cached.
+func (c *sessionCache) put(key string, e *cacheEntry) {
+	if len(key) > maxCachedKey {
+		return
+	}
+	c.mu.Lock()
+	c.addLocked(key, e)
+	c.mu.Unlock()
+}
+
+func (c *sessionCache) addLocked(key string, e *cacheEntry) {
+	if _, ok := c.current[key]; ok {
+		c.current[key] = e
+		return
+	}
+	if len(c.current) >= c.limit || c.bytes+len(key) > c.maxBytes {
+		c.previous = c.current
+		c.current = map[string]*cacheEntry{}
+		c.bytes = 0
+	}
+	c.current[key] = e
+	c.bytes += len(key)
+}
+
+// len is the number of entries, both generations.
+func (c *sessionCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.current) + len(c.previous)
+}
+
+// cacheScope is what a middleware's keys start with, and what it knows
+// before the first request about which requests its fast path may serve.
+type cacheScope struct {
+	// prefix starts the keys of request outcomes: it names the sealer
+	// (hence the secrets that open the cookies), the cookie name, the
+	// identity headers and the rules. Middlewares whose prefixes are equal
+	// decide a signed-in request alike.
+	prefix string
+	// exclusions and api are set when some requests pass without a session
+	// or with a bearer token: authorize decides for those.
+	exclusions, api bool
+}
+
+// newCacheScope computes m's scope. It must run once m is complete.
+//
+// The sealer is named by its address, which makes a scope per secret
+// configuration when sealers are shared between middlewares with the same
+// secrets (sharedSealer), and per middleware otherwise: correct either way,
+// since entries keep their sealer alive and a live sealer's address is its
+// own. Everything else a signed-in request's outcome depends on is spelt
+// out, and hashed to keep keys short: if authorize's signed-in decision
+// comes to depend on more of the configuration, it must be added here.
+func newCacheScope(m *Middleware) *cacheScope {
+	config := fmt.Sprintf("%s\x00%s\x00%v\x00%v", m.cookie.Name, m.loginPrefix, m.headers, m.rules)
+	return &cacheScope{
+		prefix:     fmt.Sprintf("r%p:%s:", m.sealer, fingerprint(config)),
+		exclusions: fmt.Sprint(m.exclusions) != fmt.Sprint(exclusions{}),
+		api:        m.api != nil,
+	}
+}
+
+// sessionCachePrefix starts the keys of m's opened session cookies: the
+// sealer (see newCacheScope) and the cookie name, which is the sealed
+// value's additional data.
+func sessionCachePrefix(m *Middleware) string {
+	return fmt.Sprintf("s%p:%s:", m.sealer, m.cookie.Name)
+}
+
+// passCached prepares a signed-in request for the upstream from the
+// session cache, as authorize did for the first request with the same
+// Cookie header, and reports true; it reports false, touching nothing,
+// when authorize must decide: no cache entry, an expired session, the
+// portal's own endpoints, a path that exclusions may let through, a bearer
+// token for the API. c is m's scope; nil disables the cache.
+//
+// It runs on almost every request, interpreted by Yaegi, where each
+// statement, each allocation and above all each call of an interpreted
+// function costs: hence one plain function, one map lookup, and the header
+// edits; the spoofed headers are removed by the middleware's own method so
+// that the behaviour stays the same.
+func passCached(m *Middleware, c *cacheScope, r *http.Request) bool {
+	h := r.Header
+	lines := h["Cookie"]
+	if len(lines) != 1 || c == nil || strings.HasPrefix(r.URL.Path, m.prefix) ||
+		c.api && len(h["Authorization"]) > 0 || c.exclusions && m.exclusions.match(r) {
+		return false
+	}
+	key := c.prefix + lines[0]
+	sessions.mu.Lock()
+	e := sessions.current[key]
+	if e == nil {
+		e = sessions.promoteLocked(key)
+	}
+	sessions.mu.Unlock()
+	if e == nil || m.now().Unix() >= e.expires {
+		return false
+	}
+	m.stripIdentityHeaders(h)
+	for i, name := range e.names {
+		h[name] = []string{e.values[i]}
+	}
+	if e.cookie == "" {
+		delete(h, "Cookie")
+	} else {
+		h["Cookie"] = []string{e.cookie}
+	}
+	return true
+}
+
+// rememberSignedIn strips the plugin's cookies from a request that
+// authorize lets pass signed in as s with the identity header values
+// (aligned with m.headers), as stripOwnCookies does, and remembers the
+// outcome for passCached. c is m's scope; nil disables the cache.
+func rememberSignedIn(m *Middleware, c *cacheScope, r *http.Request, s *session.Session, values []string) {
+	lines := r.Header["Cookie"]
+	m.stripOwnCookies(r)
+	if c == nil || len(lines) != 1 || len(values) != len(m.headers) {
+		return
+	}
+	e := &cacheEntry{sealer: m.sealer, session: s, expires: s.Expires}
+	for i, hc := range m.headers {
+		if values[i] != "" {
+			e.names = append(e.names, hc.name)
+			e.values = append(e.values, values[i])
+		}
+	}
+	if kept := r.Header["Cookie"]; len(kept) == 1 {
+		e.cookie = kept[0]
+	}
+	sessions.put(c.prefix+lines[0], e)
+}
+
+// sealers shares one Sealer between the middlewares configured with the
+// same secrets, across routers and reloads, so that they share their cache
+// scope (and derive the keys once). Keyed by a fingerprint of the secrets;
+// bounded like the shared clients.
+var sealers = struct {
+	sync.Mutex
+	byKey map[string]*session.Sealer
+}{byKey: map[string]*session.Sealer{}}
+
+const maxSealers = 64
+
+// sharedSealer returns the Sealer for secret and previous, made once.
+func sharedSealer(secret string, previous []string) (*session.Sealer, error) {
+	var all strings.Builder
+	for _, s := range append([]string{secret}, previous...) {
+		fmt.Fprintf(&all, "%d:%s\n", len(s), s)
+	}
+	key := fingerprint(all.String())
+	sealers.Lock()
+	defer sealers.Unlock()
+	if s, ok := sealers.byKey[key]; ok {
+		return s, nil
+	}
+	s, err := session.NewSealer(secret, previous)
+	if err != nil {
+		return nil, err
+	}
+	if len(sealers.byKey) >= maxSealers {
+		sealers.byKey = map[string]*session.Sealer{}
+	}
+	sealers.byKey[key] = s
+	return s, nil
+}
