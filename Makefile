@@ -1,7 +1,7 @@
 # Build and test tooling. A machine with Go, make, git and apt is enough:
 # every other tool is installed here, under .cache/ (git-ignored).
 #
-#   make test        vet + unit + yaegi-test + e2e, stopping at the first failure
+#   make test        vet + unit + yaegi-test + e2e + soak-short, stopping at the first failure
 #   make demo        the plugin in a local Traefik against a dev tenant (or a real one)
 #   make tools       Yaegi and Traefik, built once and cached
 
@@ -82,7 +82,7 @@ yaegi-test: $(YAEGI)
 # The end-to-end suite: a separate module, so `go test ./...` at the root
 # does not run it. It needs the Traefik binary and Chromium.
 e2e: tools chromium
-	cd e2e && TRAEFIK_BIN=$(TRAEFIK) $(GO) test -count=1 -v -timeout $(E2E_TIMEOUT) -run '$(E2E_RUN)' ./...
+	cd e2e && TRAEFIK_BIN=$(TRAEFIK) CHROMIUM_BIN=$(CHROMIUM) $(GO) test -count=1 -v -timeout $(E2E_TIMEOUT) -run '$(E2E_RUN)' ./...
 
 test:
 	$(MAKE) vet

@@ -101,6 +101,8 @@ func TestUpstreamGetsIdentityHeadersAndNeverClientSentCopies(t *testing.T) {
 	h["x-Forwarded-Preferred-Username"] = []string{"mallory@evil.example"}
 	h["X-Forwarded-Groups"] = []string{"admins"}
 	h["x-forwarded-roles"] = []string{"Admin", "Owner"}
+	// CGI-style servers read underscores as dashes.
+	h["X_Forwarded_User"] = []string{"mallory-underscore"}
 	echo := e.client.echoed(e.client.do(e.client.request(http.MethodGet, e.traefik.url(appHost, "/whoami"), h)))
 
 	want := map[string]string{
