@@ -140,7 +140,7 @@ func validateRules(c *Config, s *settings) error {
 		r.users[strings.ToLower(u)] = true
 	}
 	for _, g := range splitList(c.AllowedGroups) {
-		if !isGUID(g) {
+		if !entraid.IsGUID(g) {
 			return optionError("allowedGroups", "%q is not a group object ID: write the GUID shown on the group's overview page", g)
 		}
 		r.groups = append(r.groups, strings.ToLower(g))
@@ -161,7 +161,7 @@ func validateRules(c *Config, s *settings) error {
 			}
 			r.tenants[strings.ToLower(t)] = true
 		}
-	case isGUID(s.entra.Tenant):
+	case entraid.IsGUID(s.entra.Tenant):
 		r.tenants = map[string]bool{strings.ToLower(s.entra.Tenant): true}
 	}
 	return nil
@@ -211,11 +211,11 @@ func validateEntra(e MicrosoftEntraID, getenv func(string) string, s *settings) 
 		if len(splitList(e.AllowedTenants)) == 0 {
 			return optionError("microsoftEntraID.allowedTenants", "is required with tenantID %s: list the tenant IDs (GUIDs) whose users may sign in", tenant)
 		}
-	case !isGUID(tenant) && !isDomain(tenant):
+	case !entraid.IsGUID(tenant) && !isDomain(tenant):
 		return optionError("microsoftEntraID.tenantID", "%q is neither a GUID nor a domain: write the directory (tenant) ID from the Entra admin center, e.g. 72f988bf-86f1-41af-91ab-2d7cd011db47", tenant)
 	}
 	clientID := strings.TrimSpace(e.ClientID)
-	if !isGUID(clientID) {
+	if !entraid.IsGUID(clientID) {
 		return optionError("microsoftEntraID.clientID", "%q is not an application (client) ID: write the GUID shown on the app registration's overview page", clientID)
 	}
 
@@ -242,7 +242,7 @@ func validateEntra(e MicrosoftEntraID, getenv func(string) string, s *settings) 
 
 	var allowedTenants []string
 	for _, t := range splitList(e.AllowedTenants) {
-		if !isGUID(t) {
+		if !entraid.IsGUID(t) {
 			return optionError("microsoftEntraID.allowedTenants", "%q is not a tenant ID: write the directory (tenant) ID GUID of each allowed organization", t)
 		}
 		allowedTenants = append(allowedTenants, strings.ToLower(t))
@@ -468,31 +468,6 @@ func isMultiTenant(tenant string) bool {
 		return true
 	}
 	return false
-}
-
-// isGUID reports whether s has the 8-4-4-4-12 hex form of an Entra ID.
-func isGUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !isHex(c) {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-func isHex(c byte) bool {
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
 
 // isDomain reports whether s is a DNS name with at least two labels.

@@ -292,6 +292,9 @@ type traefik struct {
 	dynFile string
 	logFile string
 	certs   *testCerts
+	// environ is added to the environment Traefik inherits (e.g. what a
+	// federated credential reads: AZURE_CLIENT_ID...); set it before start.
+	environ map[string]string
 
 	mu       sync.Mutex
 	revision int
@@ -353,6 +356,19 @@ func (tr *traefik) start(cfg dynamicConfig) {
 	}
 	cmd := exec.Command(bin, "--configFile="+filepath.Join(tr.dir, "traefik.yaml"))
 	cmd.Dir = tr.dir
+	if len(tr.environ) > 0 {
+		// For duplicate keys the last value wins: these override the
+		// inherited ones.
+		names := make([]string, 0, len(tr.environ))
+		for k := range tr.environ {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		cmd.Env = os.Environ()
+		for _, k := range names {
+			cmd.Env = append(cmd.Env, k+"="+tr.environ[k])
+		}
+	}
 	cmd.Stdout = out
 	cmd.Stderr = out
 	if err := cmd.Start(); err != nil {

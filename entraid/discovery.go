@@ -149,7 +149,7 @@ func (c *Client) checkIssuer(issuer string) (string, error) {
 		return "", nil
 	}
 	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
-	if len(parts) != 2 || parts[1] != "v2.0" || !isGUID(parts[0]) {
+	if len(parts) != 2 || parts[1] != "v2.0" || !IsGUID(parts[0]) {
 		return "", fmt.Errorf("not of the form https://<host>/<tenant ID>/v2.0")
 	}
 	tid := strings.ToLower(parts[0])

@@ -142,7 +142,7 @@ func NewClient(cfg Config) (*Client, error) {
 	switch {
 	case tenant == "":
 		return nil, errors.New("entraid: Tenant is required: the Directory (tenant) ID from the app registration's overview page")
-	case isGUID(tenant):
+	case IsGUID(tenant):
 		c.tenantKind = tenantGUID
 	case tenant == "organizations" || tenant == "common" || tenant == "consumers":
 		c.tenantKind = tenantMulti
@@ -158,7 +158,7 @@ func NewClient(cfg Config) (*Client, error) {
 		c.allowed = map[string]bool{}
 		for _, t := range cfg.AllowedTenants {
 			t = strings.ToLower(strings.TrimSpace(t))
-			if !isGUID(t) {
+			if !IsGUID(t) {
 				return nil, fmt.Errorf("entraid: AllowedTenants entry %q is not a tenant ID (GUID)", t)
 			}
 			c.allowed[t] = true
@@ -232,8 +232,9 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// isGUID reports whether s is a GUID in its 8-4-4-4-12 hex form.
-func isGUID(s string) bool {
+// IsGUID reports whether s is a GUID in its 8-4-4-4-12 hex form, the form
+// of tenant, client and object IDs.
+func IsGUID(s string) bool {
 	if len(s) != 36 {
 		return false
 	}

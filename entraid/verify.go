@@ -133,7 +133,7 @@ func (c *Client) VerifyIDToken(ctx context.Context, raw, nonce string) (*Claims,
 // checkTenant checks tid: the configured GUID, the GUID the discovery
 // issuer names for a domain tenant, or one of AllowedTenants.
 func (c *Client) checkTenant(tid, domainTID string) error {
-	if !isGUID(tid) {
+	if !IsGUID(tid) {
 		return fmt.Errorf("%w: tid: %q is not a tenant ID", ErrInvalidToken, tid)
 	}
 	switch c.tenantKind {
