@@ -507,9 +507,11 @@ func assertionStack(t *testing.T, value string, getenv func(string) string, clk 
 }
 
 // tenantAssertion mints client assertions the fake tenant trusts: its own
-// issuer and keys, the token exchange audience.
+// issuer and keys, the token exchange audience, and a subject its app
+// registration has a federated credential for.
 func tenantAssertion(tenant *entraidtest.Tenant) func(clientID string) (string, time.Time) {
 	return func(clientID string) (string, time.Time) {
+		tenant.TrustFederatedIssuer(tenant.Issuer(), nil, clientID)
 		now := time.Now()
 		exp := now.Add(time.Hour)
 		tok := tenant.SignToken(map[string]interface{}{

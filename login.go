@@ -130,6 +130,10 @@ func (m *Middleware) serveCallback(w http.ResponseWriter, r *http.Request) {
 	claims, err := m.client.VerifyIDToken(r.Context(), token.IDToken, st.Nonce)
 	if err != nil {
 		m.log.Printf("sign-in refused: %v", err)
+		if errors.Is(err, entraid.ErrTenantNotAllowed) {
+			m.writeError(w, r, &problem{Status: http.StatusForbidden, Title: "Organization not allowed", Message: "You signed in with an account of an organization that may not use this application. Sign in with an account of an allowed organization.", Code: "tenant_not_allowed", Retry: st.ReturnURL})
+			return
+		}
 		status := http.StatusUnauthorized
 		if errors.Is(err, entraid.ErrUnavailable) {
 			status = http.StatusBadGateway

@@ -783,3 +783,15 @@ func TestAHostOnlySessionLeftFromBeforeCookieDomainIsCleared(t *testing.T) {
 		t.Fatalf("status %d, Set-Cookie %q: want a redirect that deletes the host-only cookie", w.Code, w.Header().Values("Set-Cookie"))
 	}
 }
+
+func TestAMultiTenantAppRefusesAForeignTenantWithItsOwnPage(t *testing.T) {
+	st := newStack(t, func(c *Config) {
+		c.MicrosoftEntraID.TenantID = "organizations"
+		c.MicrosoftEntraID.AllowedTenants = []string{"00000000-1111-2222-3333-444444444444"}
+	})
+	c := noRedirects(st.browser())
+	resp, body := navigate(t, c, st.startLogin(c, "/"))
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "tenant_not_allowed") || findSetCookie(resp, "entraauth_main=") != "" {
+		t.Fatalf("got %d %q, want 403 tenant_not_allowed and no session", resp.StatusCode, body)
+	}
+}

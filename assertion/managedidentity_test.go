@@ -460,6 +460,7 @@ func TestManagedIdentityTokenMintedByTheFakeTenant(t *testing.T) {
 			"azp": clientID, "tid": tenant.TenantID, "iat": time.Now().Unix(), "exp": exp.Unix(),
 		}), exp
 	}
+	tenant.TrustFederatedIssuer(tenant.Issuer(), nil, srv.PrincipalID(userAssigned))
 	m, _ := newManagedIdentity(t, srv, "AzureManagedIdentity="+userAssigned)
 	v, err := assertion.NewCache(m).Assertion(context.Background())
 	if err != nil {

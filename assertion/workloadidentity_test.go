@@ -426,7 +426,8 @@ func TestWorkloadIdentityAgainstTheFakeTenant(t *testing.T) {
 				t.Errorf("expires in %v, want about an hour", d)
 			}
 			// The second hop: the tenant takes the assertion as the plugin
-			// app's credential.
+			// app's credential, once the app trusts the workload's identity.
+			tenant.TrustFederatedIssuer(tenant.Issuer(), nil, wiClient)
 			resp, err := http.PostForm(tenant.URL+"/"+tenant.TenantID+"/oauth2/v2.0/token", url.Values{
 				"grant_type": {"client_credentials"}, "client_id": {tenant.ClientID},
 				"scope":                 {"api://AzureADTokenExchange/.default"},

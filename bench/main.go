@@ -61,6 +61,7 @@ type options struct {
 	signIns              int
 	timeout              time.Duration
 	markdown             string
+	cpuProfiles          string
 }
 
 func parseOptions() *options {
@@ -81,6 +82,7 @@ func parseOptions() *options {
 	flag.IntVar(&o.signIns, "sign-ins", 50, "sign-ins timed per configuration")
 	flag.DurationVar(&o.timeout, "timeout", 20*time.Minute, "the whole run stops after this")
 	flag.StringVar(&o.markdown, "markdown", "", "also write the results as Markdown to this file")
+	flag.StringVar(&o.cpuProfiles, "cpuprofiles", "", "write a CPU profile of Traefik under each configuration's first round to this directory (go tool pprof <traefik> <file>)")
 	flag.Parse()
 	if o.smoke {
 		set := map[string]bool{}
@@ -251,9 +253,20 @@ func run(ctx context.Context, o *options) (err error) {
 		for i := range configs {
 			c := configs[(r+i)%len(configs)]
 			total0, auth0 := up.snapshot(c.ep.port)
+			var profiled chan error
+			if o.cpuProfiles != "" && r == 0 {
+				profiled = make(chan error, 1)
+				file := filepath.Join(o.cpuProfiles, c.ep.name+".pprof")
+				go func() { profiled <- tr.cpuProfile(ctx, o.duration-time.Second, file) }()
+			}
 			res, err := runWrk(ctx, o.wrk, o.threads, o.connections, o.duration, c.ep.url("/"), c.cookie)
 			if err != nil {
 				return err
+			}
+			if profiled != nil {
+				if err := <-profiled; err != nil {
+					return fmt.Errorf("cpu profile: %v", err)
+				}
 			}
 			total1, auth1 := up.snapshot(c.ep.port)
 			progress("round %d/%d %-42s %9.0f req/s  p50 %-9s p99 %s", r+1, o.rounds, c.title, res.rps, ms(res.p50), ms(res.p99))

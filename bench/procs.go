@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -324,14 +325,9 @@ func (tr *traefik) heapAfterGC() (int64, error) {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	b := make([]byte, 0, 1<<20)
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := resp.Body.Read(buf)
-		b = append(b, buf[:n]...)
-		if err != nil {
-			break
-		}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return 0, err
 	}
 	const key = "# HeapAlloc = "
 	i := strings.LastIndex(string(b), key)
@@ -343,6 +339,37 @@ func (tr *traefik) heapAfterGC() (int64, error) {
 		rest = rest[:j]
 	}
 	return strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+}
+
+// cpuProfile writes a CPU profile of Traefik over d to file.
+func (tr *traefik) cpuProfile(ctx context.Context, d time.Duration, file string) error {
+	if d < time.Second {
+		d = time.Second
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", tr.apiPort, int(d/time.Second)), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Timeout: d + 30*time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("pprof: %s", resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // oauth2Proxy is a running oauth2-proxy, an OIDC client of the fake

@@ -48,6 +48,10 @@ var (
 	// ErrInvalidToken means an ID token failed a check; the wrapping error
 	// names the check.
 	ErrInvalidToken = errors.New("entraid: invalid ID token")
+	// ErrTenantNotAllowed is wrapped, beside ErrInvalidToken, when a
+	// multi-tenant app gets a genuine token from a tenant that is not in
+	// AllowedTenants: signing in again cannot help that user.
+	ErrTenantNotAllowed = errors.New("tenant not allowed")
 )
 
 // Config describes one app registration in one tenant. Fields are checked

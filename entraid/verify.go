@@ -147,7 +147,7 @@ func (c *Client) checkTenant(tid, domainTID string) error {
 		}
 	case tenantMulti:
 		if !c.allowed[tid] {
-			return fmt.Errorf("%w: tid: tenant %s is not in AllowedTenants", ErrInvalidToken, tid)
+			return fmt.Errorf("%w: %w: tid: tenant %s is not in AllowedTenants", ErrInvalidToken, ErrTenantNotAllowed, tid)
 		}
 	}
 	return nil

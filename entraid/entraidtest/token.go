@@ -109,8 +109,8 @@ func (t *Tenant) authenticate(r *http.Request, form url.Values) (string, *stsErr
 // checkAssertion accepts a client assertion the way Entra ID matches it
 // against federated identity credentials: issuer, signature, lifetime,
 // audience api://AzureADTokenExchange, then issuer and subject together.
-// Tokens this tenant minted in the client-credentials grant are trusted as
-// well, like a credential for the tenant's own issuer.
+// Tokens this tenant minted verify with its own keys; their subject must
+// still be registered with TrustFederatedIssuer(t.Issuer(), nil, subject).
 func (t *Tenant) checkAssertion(raw string) *stsError {
 	tok, err := jwt.Parse(raw)
 	if err != nil {
@@ -130,9 +130,11 @@ func (t *Tenant) checkAssertion(raw string) *stsError {
 	}
 	t.mu.Unlock()
 	if own {
+		// Tokens this tenant minted (managed identities, the workload
+		// identity's first hop) verify with its keys, but like Entra ID the
+		// app still needs a federated credential naming their subject.
 		keys = t.publicKeys()
 		issuerKnown = true
-		subjectMatch = true
 	}
 
 	if !issuerKnown {

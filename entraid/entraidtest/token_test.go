@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -363,6 +364,17 @@ func TestWorkloadIdentityHops(t *testing.T) {
 		t.Errorf("hop 1 token: header %+v claims %v", at.Header, at.Claims)
 	}
 
+	t.Run("the hop 1 token without a credential for its subject is refused", func(t *testing.T) {
+		code := newCode(t, ten, ten.Users[0].PreferredUsername, nil)
+		b := postToken(t, ten, assertionForm(ten, code, a.doc["access_token"].(string)), "", "")
+		if b.status != http.StatusBadRequest || !strings.Contains(fmt.Sprint(b.doc["error_codes"]), "70021") {
+			t.Errorf("hop 2 without a federated credential: %d %v, want AADSTS70021", b.status, b.doc)
+		}
+	})
+
+	// The app registration trusts the workload's identity, as Entra ID
+	// requires of tokens from its own issuer too.
+	ten.TrustFederatedIssuer(ten.Issuer(), nil, workloadClient)
 	t.Run("the hop 1 token authenticates the app in hop 2", func(t *testing.T) {
 		code := newCode(t, ten, ten.Users[0].PreferredUsername, nil)
 		b := postToken(t, ten, assertionForm(ten, code, a.doc["access_token"].(string)), "", "")
