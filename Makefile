@@ -90,6 +90,7 @@ test:
 	$(MAKE) yaegi-test
 	$(MAKE) e2e
 	$(MAKE) soak-short
+	$(MAKE) bench-smoke
 
 # The plugin in a local Traefik: https://app.localhost:8443 with the dev
 # tenant, or the real tenant of ENTRA_TENANT_ID/ENTRA_CLIENT_ID/ENTRA_CLIENT_SECRET.
@@ -118,3 +119,46 @@ soak: tools
 
 soak-short: tools
 	cd e2e && TRAEFIK_BIN=$(TRAEFIK) SOAK_DURATION=$(SOAK_SHORT_DURATION) $(GO) test -count=1 -v -timeout 10m -run '^TestSoak$$' .
+
+# Performance. bench: Traefik alone, Traefik with the plugin and Traefik's
+# forwardAuth to oauth2-proxy, each on its own plain-HTTP entry point on
+# 127.0.0.1, loaded in turn by wrk (bench/main.go says why wrk), then the
+# memory check and the cost of a sign-in; BENCH_FLAGS adds flags, e.g.
+# BENCH_FLAGS='-duration 20s -rounds 5 -markdown out/bench.md'. bench-smoke
+# is the short run make test does: it checks that the benchmark works, not
+# how fast. bench-go: the Go benchmarks of the signed-in request and of ID
+# token verification, compiled and under Yaegi.
+OAUTH2_PROXY_VERSION := v7.15.6
+OAUTH2_PROXY         := $(BIN)/oauth2-proxy
+BENCH                := $(BIN)/entraauth-bench
+BENCH_FLAGS          ?=
+
+.PHONY: bench bench-smoke bench-go bench-build wrk
+
+$(OAUTH2_PROXY):
+	GOBIN=$(BIN) $(GO) install github.com/oauth2-proxy/oauth2-proxy/v7@$(OAUTH2_PROXY_VERSION)
+
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+		echo "installing wrk from Debian"; \
+		$(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y wrk; }
+
+# The bench module is separate (like e2e), so go test ./... does not run it.
+bench-build:
+	cd bench && $(GO) vet ./... && $(GO) test -count=1 ./... && $(GO) build -o $(BENCH) .
+
+bench: tools wrk $(OAUTH2_PROXY) bench-build
+	$(BENCH) -repo $(CURDIR) -traefik $(TRAEFIK) -oauth2-proxy $(OAUTH2_PROXY) $(BENCH_FLAGS)
+
+# oauth2-proxy is left out only when it cannot be installed.
+bench-smoke: tools wrk bench-build
+	$(MAKE) $(OAUTH2_PROXY) || echo "bench-smoke: cannot install oauth2-proxy $(OAUTH2_PROXY_VERSION): configuration 3 left out" >&2
+	o2p=$(OAUTH2_PROXY); [ -x "$$o2p" ] || o2p=none; \
+	$(BENCH) -smoke -repo $(CURDIR) -traefik $(TRAEFIK) -oauth2-proxy "$$o2p"
+
+bench-go: $(YAEGI)
+	$(GO) test -run '^$$' -bench . -benchmem . ./entraid
+	mkdir -p $(YAEGI_GOPATH)/src/$(dir $(MODULE))
+	ln -sfn $(CURDIR) $(YAEGI_GOPATH)/src/$(MODULE)
+	GOPATH=$(YAEGI_GOPATH) $(YAEGI) test -run '^$$' -bench . -benchmem $(MODULE)
+	GOPATH=$(YAEGI_GOPATH) $(YAEGI) test -run '^$$' -bench . -benchmem $(MODULE)/entraid

@@ -343,7 +343,7 @@ func validateSession(c Session, s *settings) error {
 			return optionError("session.previousSecrets", "entry %d is %d characters long: every secret has at least 32", i+1, len(p))
 		}
 	}
-	sealer, err := session.NewSealer(secret, previous)
+	sealer, err := sharedSealer(secret, previous)
 	if err != nil {
 		return optionError("session.secret", "%v", err)
 	}
@@ -412,8 +412,9 @@ func fingerprint(secret string) string {
 
 // clients holds one Entra ID client per distinct configuration, so that the
 // tenant's metadata and keys survive Traefik's reloads (which call New for
-// every router every time) instead of being fetched again. It is the
-// package's only cache of that kind; it is bounded by maxClients.
+// every router every time) instead of being fetched again. Like the other
+// reload-safe package caches (sessions and sealers in sessioncache.go,
+// groupRules, usedStates), it is bounded: by maxClients.
 var clients = struct {
 	sync.Mutex
 	byKey map[string]*entraid.Client

@@ -142,6 +142,8 @@ type Middleware struct {
 	authHost     string
 	cookieDomain string
 	insecure     bool
+	// cache is this middleware's scope in the session cache.
+	cache *cacheScope
 }
 
 // New validates the configuration and builds the middleware. It does no
@@ -200,12 +202,13 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 		MaxAge:   int(s.lifetime / time.Second),
 		SameSite: http.SameSiteLaxMode,
 	}
+	m.cache = newCacheScope(m)
 	return m
 }
 
 // ServeHTTP answers the portal's own endpoints and guards everything else.
 func (m *Middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if m.authorize(w, r) {
+	if passCached(m, m.cache, r) || m.authorize(w, r) {
 		m.next.ServeHTTP(w, r)
 	}
 }
@@ -257,8 +260,9 @@ func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request) (pass boo
 			return false
 		}
 	}
-	m.setIdentityHeaders(r.Header, m.identityValues(s))
-	m.stripOwnCookies(r)
+	values := m.identityValues(s)
+	m.setIdentityHeaders(r.Header, values)
+	rememberSignedIn(m, m.cache, r, s, values)
 	return true
 }
 

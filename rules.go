@@ -73,6 +73,10 @@ type exclusions struct {
 	methods  map[string]bool
 }
 
+func (e *exclusions) empty() bool {
+	return len(e.exact) == 0 && len(e.prefixes) == 0 && len(e.methods) == 0
+}
+
 // match reports whether r needs no sign-in. A path that is not clean
 // ("/public/../admin") never matches a prefix: the upstream might resolve it
 // outside the excluded tree.

@@ -1,6 +1,8 @@
 package entraauth
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"strings"
@@ -59,8 +61,9 @@ type cacheEntry struct {
 	// non-empty ones: already sanitized by identityValues.
 	names, values []string
 	// cookie is the Cookie header for the upstream, the plugin's cookies
-	// removed; "" when none is left.
-	cookie string
+	// removed, when keepCookie is set; else the header goes.
+	cookie     string
+	keepCookie bool
 }
 
 // sessionCache is a bounded map with O(1) eviction: two generations of
@@ -147,9 +150,29 @@ type cacheScope struct {
 	// identity headers and the rules. Middlewares whose prefixes are equal
 	// decide a signed-in request alike.
 	prefix string
-	// exclusions and api are set when some requests pass without a session
-	// or with a bearer token: authorize decides for those.
-	exclusions, api bool
+	// special is set when some requests pass without a session or with a
+	// bearer token: refuseCached tells which.
+	special bool
+	// common holds header names that requests commonly carry and that are
+	// no spelling of a stripped header; suspect holds the lengths of the
+	// stripped headers' names. A request whose other headers have none of
+	// those lengths has no spelling of any of them, and needs no stripping.
+	common  map[string]bool
+	suspect map[int]bool
+}
+
+// commonHeaders are what browsers, API clients and Traefik's entry points
+// commonly send, canonical: looking a key up here is the cheapest check
+// Yaegi offers.
+var commonHeaders = []string{
+	"Accept", "Accept-Encoding", "Accept-Language", "Authorization", "Baggage", "Cache-Control",
+	"Connection", "Content-Length", "Content-Type", "Cookie", "Dnt", "If-Match", "If-Modified-Since",
+	"If-None-Match", "If-Range", "If-Unmodified-Since", "Origin", "Pragma", "Priority", "Range", "Referer",
+	"Sec-Ch-Ua", "Sec-Ch-Ua-Mobile", "Sec-Ch-Ua-Platform", "Sec-Fetch-Dest", "Sec-Fetch-Mode",
+	"Sec-Fetch-Site", "Sec-Fetch-User", "Sec-Gpc", "Te", "Traceparent", "Tracestate",
+	"Upgrade-Insecure-Requests", "User-Agent", "Via", "X-Forwarded-For", "X-Forwarded-Host",
+	"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Proto", "X-Forwarded-Server",
+	"X-Real-Ip", "X-Requested-With",
 }
 
 // newCacheScope computes m's scope. It must run once m is complete.
@@ -163,11 +186,37 @@ type cacheScope struct {
 // comes to depend on more of the configuration, it must be added here.
 func newCacheScope(m *Middleware) *cacheScope {
 	config := fmt.Sprintf("%s\x00%s\x00%v\x00%v", m.cookie.Name, m.loginPrefix, m.headers, m.rules)
-	return &cacheScope{
-		prefix:     fmt.Sprintf("r%p:%s:", m.sealer, fingerprint(config)),
-		exclusions: fmt.Sprint(m.exclusions) != fmt.Sprint(exclusions{}),
-		api:        m.api != nil,
+	c := &cacheScope{
+		prefix:  fmt.Sprintf("r%p:%s:", m.sealer, digest(config)),
+		special: m.api != nil || !m.exclusions.empty(),
+		common:  map[string]bool{},
+		suspect: map[int]bool{},
 	}
+	folded := map[string]bool{}
+	for _, name := range m.stripped {
+		// Every spelling of a header has the length of its name.
+		c.suspect[len(name)] = true
+		folded[foldHeaderName(name)] = true
+	}
+	for _, name := range commonHeaders {
+		if !folded[foldHeaderName(name)] {
+			c.common[name] = true
+		}
+	}
+	return c
+}
+
+// foldHeaderName is name in lower case with '_' read as '-': the spellings
+// of one header fold alike.
+func foldHeaderName(name string) string {
+	return strings.ToLower(strings.ReplaceAll(name, "_", "-"))
+}
+
+// refuseCached reports whether authorize must decide r even with a cached
+// session: a bearer token for the API, or a path or method that passes
+// without a session.
+func refuseCached(m *Middleware, r *http.Request) bool {
+	return m.api != nil && len(r.Header["Authorization"]) > 0 || m.exclusions.match(r)
 }
 
 // sessionCachePrefix starts the keys of m's opened session cookies: the
@@ -192,8 +241,7 @@ func sessionCachePrefix(m *Middleware) string {
 func passCached(m *Middleware, c *cacheScope, r *http.Request) bool {
 	h := r.Header
 	lines := h["Cookie"]
-	if len(lines) != 1 || c == nil || strings.HasPrefix(r.URL.Path, m.prefix) ||
-		c.api && len(h["Authorization"]) > 0 || c.exclusions && m.exclusions.match(r) {
+	if len(lines) != 1 || c == nil || strings.HasPrefix(r.URL.Path, m.prefix) || c.special && refuseCached(m, r) {
 		return false
 	}
 	key := c.prefix + lines[0]
@@ -206,14 +254,23 @@ func passCached(m *Middleware, c *cacheScope, r *http.Request) bool {
 	if e == nil || m.now().Unix() >= e.expires {
 		return false
 	}
-	m.stripIdentityHeaders(h)
+	// Every spelling of an identity header must go, and the middleware's
+	// own method says which; its loop costs, so it runs only when a header
+	// that is not a common one has the length of one of them (map lookups
+	// are what Yaegi runs cheapest).
+	for k := range h {
+		if !c.common[k] && c.suspect[len(k)] {
+			m.stripIdentityHeaders(h)
+			break
+		}
+	}
 	for i, name := range e.names {
 		h[name] = []string{e.values[i]}
 	}
-	if e.cookie == "" {
-		delete(h, "Cookie")
-	} else {
+	if e.keepCookie {
 		h["Cookie"] = []string{e.cookie}
+	} else {
+		delete(h, "Cookie")
 	}
 	return true
 }
@@ -237,14 +294,15 @@ func rememberSignedIn(m *Middleware, c *cacheScope, r *http.Request, s *session.
 	}
 	if kept := r.Header["Cookie"]; len(kept) == 1 {
 		e.cookie = kept[0]
+		e.keepCookie = true
 	}
 	sessions.put(c.prefix+lines[0], e)
 }
 
 // sealers shares one Sealer between the middlewares configured with the
 // same secrets, across routers and reloads, so that they share their cache
-// scope (and derive the keys once). Keyed by a fingerprint of the secrets;
-// bounded like the shared clients.
+// scope (and derive the keys once). Keyed by a digest of the secrets, not
+// the secrets; bounded like the shared clients.
 var sealers = struct {
 	sync.Mutex
 	byKey map[string]*session.Sealer
@@ -258,7 +316,7 @@ func sharedSealer(secret string, previous []string) (*session.Sealer, error) {
 	for _, s := range append([]string{secret}, previous...) {
 		fmt.Fprintf(&all, "%d:%s\n", len(s), s)
 	}
-	key := fingerprint(all.String())
+	key := digest(all.String())
 	sealers.Lock()
 	defer sealers.Unlock()
 	if s, ok := sealers.byKey[key]; ok {
@@ -273,4 +331,11 @@ func sharedSealer(secret string, previous []string) (*session.Sealer, error) {
 	}
 	sealers.byKey[key] = s
 	return s, nil
+}
+
+// digest is a SHA-256 of s, in hex: keys that stand for configurations and
+// secrets without holding them.
+func digest(s string) string {
+	sum := sha256.Sum256([]byte("entraauth cache key\x00" + s))
+	return hex.EncodeToString(sum[:])
 }

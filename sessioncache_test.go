@@ -133,6 +133,87 @@ func TestACachedRequestGetsTheSameIdentity(t *testing.T) {
 	}
 }
 
+func TestCachedRequestsLoseEverySpellingOfTheIdentityHeaders(t *testing.T) {
+	m, c := newCacheMiddleware(t, func(c *Config) {
+		c.Headers = map[string]string{"X-User": "oid", "X-Forwarded-Email": "email", "X-Auth-Roles-": "roles"}
+	})
+	cookie := m.cookie.Name + "=" + sealCookie(t, m, cacheUser("77777777-0000-4000-8000-000000000001", time.Now()))
+	authorizeSignedIn(m, c, cacheRequest("/", cookie))
+	spellings := []string{
+		"X-Forwarded-User", "x-forwarded-user", "X_FORWARDED_USER", "x_Forwarded-email", "X-FORWARDED-NAME",
+		"X-Forwarded-Preferred_Username", "x-forwarded-groups", "X_Forwarded_Roles", "X-User", "x_user",
+		"X-Auth-Roles-", "x-auth-roles_", "X-Forwarded-Host", "X-Userx", "Xx-User", "X-Custom",
+	}
+	for _, spelling := range spellings {
+		spelling := spelling
+		t.Run(spelling, func(t *testing.T) {
+			r := cacheRequest("/", cookie)
+			r.Header[spelling] = []string{"mallory"}
+			r.Header["Accept"] = []string{"text/html"}
+			want := r.Header.Clone()
+			m.stripIdentityHeaders(want)
+			if !passCached(m, c, r) {
+				t.Fatal("missed the cache")
+			}
+			for k := range r.Header {
+				if _, kept := want[k]; !kept && !isIdentityHeader(m, k) {
+					t.Errorf("%s passed, the middleware strips it", k)
+				}
+			}
+			for k := range want {
+				if _, ok := r.Header[k]; !ok && k != "Cookie" {
+					t.Errorf("%s was removed, the middleware keeps it", k)
+				}
+			}
+		})
+	}
+}
+
+func isIdentityHeader(m *Middleware, name string) bool {
+	for _, h := range m.headers {
+		if h.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func TestCachedRequestsKeepTheOtherCookiesAsAuthorizeDoes(t *testing.T) {
+	m, c := newCacheMiddleware(t, nil)
+	tests := []struct {
+		name, cookie string
+	}{
+		{"the session alone", "S"},
+		{"the session first", "S; theme=dark"},
+		{"the session last", "theme=dark; S"},
+		{"the session between", "a=1; S; b=x=y"},
+		{"a trailing separator", "S; "},
+		{"no space after the separator", "S;theme=dark"},
+		{"a login-state cookie too", "S; " + m.loginPrefix + "abcdefabcdef=x; c=3"},
+		{"a look-alike cookie", "entraauth_mainly=keep; S"},
+	}
+	for i, tt := range tests {
+		i, tt := i, tt
+		t.Run(tt.name, func(t *testing.T) {
+			value := sealCookie(t, m, cacheUser(fmt.Sprintf("88888888-0000-4000-8000-%012d", i), time.Now()))
+			line := strings.Replace(tt.cookie, "S", m.cookie.Name+"="+value, 1)
+			slow := cacheRequest("/", line)
+			if !authorizeSignedIn(m, c, slow) {
+				t.Fatal("the session does not open")
+			}
+			fast := cacheRequest("/", line)
+			if !passCached(m, c, fast) {
+				t.Fatal("missed the cache")
+			}
+			want, wantOK := slow.Header["Cookie"]
+			got, gotOK := fast.Header["Cookie"]
+			if gotOK != wantOK || strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("Cookie from the cache %q (present %v), from authorize %q (present %v)", got, gotOK, want, wantOK)
+			}
+		})
+	}
+}
+
 func TestRequestsForAuthorizeAreNotServedFromTheCache(t *testing.T) {
 	m, c := newCacheMiddleware(t, func(c *Config) { c.ExcludedPaths = []string{"/public/*"} })
 	cookie := m.cookie.Name + "=" + sealCookie(t, m, cacheUser("22222222-0000-4000-8000-000000000001", time.Now()))

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -229,4 +230,74 @@ func drive(ctx context.Context, rawURL string, cookies []string, n, conc int) (i
 		return ok.Load(), fmt.Errorf("%d of %d requests failed, the first with %v", f, n, firstErr.Load())
 	}
 	return ok.Load(), nil
+}
+
+// paced sends GET requests to rawURL at a fixed rate for d, from workers
+// connections, and returns each request's latency, from sending it to
+// reading the whole answer. Below saturation, it shows what a middleware
+// adds to a request.
+func paced(ctx context.Context, rawURL, cookie string, rate int, d time.Duration, workers int) ([]time.Duration, error) {
+	tr := &http.Transport{MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	n := int(d.Seconds() * float64(rate))
+	interval := time.Second / time.Duration(rate)
+	due := make(chan time.Time, n)
+	latencies := make([]time.Duration, 0, n)
+	var mu sync.Mutex
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range due {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+				if cookie != "" {
+					req.Header.Set("Cookie", cookie)
+				}
+				sent := time.Now()
+				resp, err := client.Do(req)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+					continue
+				}
+				l := time.Since(sent)
+				mu.Lock()
+				latencies = append(latencies, l)
+				mu.Unlock()
+			}
+		}()
+	}
+	start := time.Now()
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		t := start.Add(time.Duration(i) * interval)
+		time.Sleep(time.Until(t))
+		due <- t
+	}
+	close(due)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if f := failed.Load(); f > 0 {
+		return nil, fmt.Errorf("%s: %d of %d paced requests failed", rawURL, f, n)
+	}
+	return latencies, nil
+}
+
+// percentile returns the p-th percentile (0 to 100) of ds, sorting them.
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	i := int(float64(len(ds)-1) * p / 100)
+	return ds[i]
 }

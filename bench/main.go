@@ -59,6 +59,8 @@ type options struct {
 	memSessions          int
 	memConnections       int
 	signIns              int
+	rate                 int
+	rateDuration         time.Duration
 	timeout              time.Duration
 	markdown             string
 	cpuProfiles          string
@@ -80,6 +82,8 @@ func parseOptions() *options {
 	flag.IntVar(&o.memSessions, "mem-sessions", 20000, "distinct sessions per step of the memory check (two steps)")
 	flag.IntVar(&o.memConnections, "mem-connections", 8, "connections of the memory check's client")
 	flag.IntVar(&o.signIns, "sign-ins", 50, "sign-ins timed per configuration")
+	flag.IntVar(&o.rate, "rate", 500, "requests/s of the latency measure, below every configuration's saturation")
+	flag.DurationVar(&o.rateDuration, "rate-duration", 10*time.Second, "length of the latency measure per configuration")
 	flag.DurationVar(&o.timeout, "timeout", 20*time.Minute, "the whole run stops after this")
 	flag.StringVar(&o.markdown, "markdown", "", "also write the results as Markdown to this file")
 	flag.StringVar(&o.cpuProfiles, "cpuprofiles", "", "write a CPU profile of Traefik under each configuration's first round to this directory (go tool pprof <traefik> <file>)")
@@ -97,6 +101,7 @@ func parseOptions() *options {
 			{"mem-requests", func() { o.memRequests = 5000 }},
 			{"mem-sessions", func() { o.memSessions = 500 }},
 			{"sign-ins", func() { o.signIns = 5 }},
+			{"rate-duration", func() { o.rateDuration = time.Second }},
 			{"timeout", func() { o.timeout = 5 * time.Minute }},
 		}
 		for _, d := range defaults {
@@ -128,6 +133,8 @@ type config struct {
 	cookie   string
 	identity bool // the upstream must see a signed-in user on every request
 	rounds   []*wrkResult
+	// paced50 and paced99 are the latency percentiles at the fixed rate.
+	paced50, paced99 time.Duration
 }
 
 func run(ctx context.Context, o *options) (err error) {
@@ -136,8 +143,9 @@ func run(ctx context.Context, o *options) (err error) {
 		for i := len(cleanups) - 1; i >= 0; i-- {
 			cleanups[i]()
 		}
-		if err == nil && ctx.Err() != nil {
-			err = ctx.Err()
+		// An interrupt or the -timeout shows up as whatever it cut short.
+		if ctx.Err() != nil {
+			err = fmt.Errorf("stopped: %v (Ctrl-C or -timeout); every process it started is stopped", ctx.Err())
 		}
 	}()
 	if err := o.resolvePaths(); err != nil {
@@ -211,7 +219,7 @@ func run(ctx context.Context, o *options) (err error) {
 		eps = append(eps, c.ep)
 	}
 	progress("starting Traefik with %d entry points", len(eps))
-	tr, err := startTraefik(ctx, "traefik", o.traefik, o.repo, filepath.Join(dir, "traefik"), up.url, eps)
+	tr, err := startTraefik(ctx, "traefik", o.traefik, o.repo, filepath.Join(dir, "traefik"), up.url, eps, false)
 	if err != nil {
 		return err
 	}
@@ -280,6 +288,21 @@ func run(ctx context.Context, o *options) (err error) {
 	if err != nil {
 		return err
 	}
+	// Latency below saturation: what a middleware adds to one request,
+	// where the rounds above measure what it costs the machine.
+	for _, c := range configs {
+		total0, auth0 := up.snapshot(c.ep.port)
+		ls, err := paced(ctx, c.ep.url("/"), c.cookie, o.rate, o.rateDuration, 4)
+		if err != nil {
+			return err
+		}
+		total1, auth1 := up.snapshot(c.ep.port)
+		if c.identity && auth1-auth0 != total1-total0 {
+			return fmt.Errorf("%s: paced requests reached the upstream without a signed-in user", c.title)
+		}
+		c.paced50, c.paced99 = percentile(ls, 50), percentile(ls, 99)
+		progress("latency at %d req/s %-42s p50 %-9s p99 %s", o.rate, c.title, ms(c.paced50), ms(c.paced99))
+	}
 	rep := &report{machine: m, opts: o, configs: configs, traefikRSS: rss}
 	if o2p != nil {
 		if rep.oauth2ProxyRSS, err = o2p.rss(); err != nil {
@@ -337,15 +360,19 @@ func (o *options) resolvePaths() error {
 	case "":
 		o.oauth2Proxy = filepath.Join(repo, ".cache", "bin", "oauth2-proxy")
 	}
-	for _, bin := range []string{o.traefik, o.oauth2Proxy} {
-		if bin == "" {
+	// Absolute paths: the processes run in directories of their own.
+	for _, bin := range []*string{&o.traefik, &o.oauth2Proxy} {
+		if *bin == "" {
 			continue
 		}
-		if st, err := os.Stat(bin); err != nil || st.IsDir() {
-			return fmt.Errorf("no binary at %s (make bench installs it): %v", bin, err)
+		if *bin, err = filepath.Abs(*bin); err != nil {
+			return err
+		}
+		if st, err := os.Stat(*bin); err != nil || st.IsDir() {
+			return fmt.Errorf("no binary at %s (make bench installs it): %v", *bin, err)
 		}
 	}
-	if _, err := exec.LookPath(o.wrk); err != nil {
+	if o.wrk, err = exec.LookPath(o.wrk); err != nil {
 		return fmt.Errorf("no wrk (apt-get install wrk; make bench does it): %v", err)
 	}
 	if o.rounds < 1 || o.duration <= 0 || o.connections < 1 || o.threads < 1 || o.signIns < 1 {
@@ -397,9 +424,9 @@ func checkRun(c *config, res *wrkResult, total, authenticated int64, connections
 		return fmt.Errorf("%s: no request completed", c.title)
 	case res.non2xx3xx > 0 || res.socketErrors > 0:
 		return fmt.Errorf("%s: %d responses not 2xx/3xx and %d socket errors in %d requests", c.title, res.non2xx3xx, res.socketErrors, res.requests)
-	case total < res.requests || total > res.requests+int64(connections):
+	case total < res.requests || total > res.requests+int64(4*connections):
 		// Requests still in flight when wrk stops reach the upstream
-		// without being counted by wrk.
+		// without being counted by wrk: a few per connection at most.
 		return fmt.Errorf("%s: wrk completed %d requests, the upstream received %d", c.title, res.requests, total)
 	case c.identity && authenticated != total:
 		return fmt.Errorf("%s: %d of %d requests reached the upstream without a signed-in user", c.title, total-authenticated, total)
@@ -436,28 +463,35 @@ func memoryCheck(ctx context.Context, o *options, dir string, up *upstream, plug
 		return nil
 	}
 
-	alone := &entrypoint{name: "alone"}
-	progress("memory check: Traefik alone, %d requests", o.memRequests)
-	tr, err := startTraefik(ctx, "traefik-alone", o.traefik, o.repo, filepath.Join(dir, "mem-alone"), up.url, []*entrypoint{alone})
-	if err != nil {
-		return nil, err
-	}
-	if err := measure(tr, "Traefik alone, started"); err != nil {
+	// Traefik alone, without and with Yaegi holding the plugin (loaded, on
+	// no router): the second tells the plugin's code from its requests.
+	for _, loaded := range []bool{false, true} {
+		what, name := "Traefik alone", "traefik-alone"
+		if loaded {
+			what, name = "Traefik alone, plugin loaded and unused", "traefik-loaded"
+		}
+		progress("memory check: %s, %d requests", what, o.memRequests)
+		alone := &entrypoint{name: "alone"}
+		tr, err := startTraefik(ctx, name, o.traefik, o.repo, filepath.Join(dir, "mem-"+name), up.url, []*entrypoint{alone}, loaded)
+		if err != nil {
+			return nil, err
+		}
+		err = measure(tr, what+", started")
+		if err == nil {
+			_, err = drive(ctx, alone.url("/"), []string{cookie}, o.memRequests, o.memConnections)
+		}
+		if err == nil {
+			err = measure(tr, fmt.Sprintf("%s, after %d requests", what, o.memRequests))
+		}
 		tr.stop()
-		return nil, err
-	}
-	_, err = drive(ctx, alone.url("/"), []string{cookie}, o.memRequests, o.memConnections)
-	if err == nil {
-		err = measure(tr, fmt.Sprintf("Traefik alone, after %d requests", o.memRequests))
-	}
-	tr.stop()
-	if err != nil {
-		return nil, err
+		if err != nil {
+			return nil, err
+		}
 	}
 
 	plugin := &entrypoint{name: "plugin", middleware: pluginMiddleware}
 	progress("memory check: Traefik with the plugin, %d signed-in requests, then %d+%d distinct sessions", o.memRequests, o.memSessions, o.memSessions)
-	tr, err = startTraefik(ctx, "traefik-plugin", o.traefik, o.repo, filepath.Join(dir, "mem-plugin"), up.url, []*entrypoint{plugin})
+	tr, err := startTraefik(ctx, "traefik-plugin", o.traefik, o.repo, filepath.Join(dir, "mem-plugin"), up.url, []*entrypoint{plugin}, false)
 	if err != nil {
 		return nil, err
 	}

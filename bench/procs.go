@@ -147,8 +147,9 @@ const (
 
 // startTraefik runs bin in a fresh directory under dir with the plugin of
 // repo in local mode, and waits until every router and middleware is
-// enabled.
-func startTraefik(ctx context.Context, name, bin, repo, dir, upstream string, eps []*entrypoint) (*traefik, error) {
+// enabled. Traefik loads the plugin when a middleware uses it, or when
+// loadPlugin is set.
+func startTraefik(ctx context.Context, name, bin, repo, dir, upstream string, eps []*entrypoint, loadPlugin bool) (*traefik, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -214,13 +215,16 @@ func startTraefik(ctx context.Context, name, bin, repo, dir, upstream string, ep
 		httpConfig["middlewares"] = middlewares
 	}
 	dynamic := map[string]interface{}{"http": httpConfig}
-	// Only a Traefik that uses the plugin loads it: Traefik alone is then
-	// Traefik without Yaegi.
+	// Only a Traefik that uses the plugin loads it by default: Traefik
+	// alone is then Traefik without Yaegi.
 	for _, ep := range eps {
 		if _, ok := ep.middleware["plugin"]; ok {
-			static["experimental"] = map[string]interface{}{
-				"localPlugins": map[string]interface{}{pluginKey: map[string]interface{}{"moduleName": moduleName}},
-			}
+			loadPlugin = true
+		}
+	}
+	if loadPlugin {
+		static["experimental"] = map[string]interface{}{
+			"localPlugins": map[string]interface{}{pluginKey: map[string]interface{}{"moduleName": moduleName}},
 		}
 	}
 	// YAML is a superset of JSON; the .yaml names pick Traefik's decoder.

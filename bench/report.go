@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -58,23 +59,32 @@ func (r *report) findings() []finding {
 	var out []finding
 	alone, plugin := r.configs[0].summary(), r.configs[1].summary()
 	ratio := plugin.rps / alone.rps
-	out = append(out, finding{"throughput plugin / alone (2/1)", fmt.Sprintf("%.2f", ratio), ">= 0.90", ratio >= 0.90})
+	out = append(out, finding{"throughput plugin / alone (2/1)", fmt.Sprintf("%.2f", floor2(ratio)), ">= 0.90", ratio >= 0.90})
 	if len(r.configs) > 2 {
 		o2p := r.configs[2].summary()
 		x := plugin.rps / o2p.rps
-		out = append(out, finding{"throughput plugin / oauth2-proxy (2/3)", fmt.Sprintf("%.2fx", x), ">= 3x", x >= 3})
+		out = append(out, finding{"throughput plugin / oauth2-proxy (2/3)", fmt.Sprintf("%.2fx", floor2(x)), ">= 3x", x >= 3})
 	}
-	added := plugin.p99 - alone.p99
-	out = append(out, finding{"added p99 latency (2 - 1)", ms(added), "< 1 ms", added < time.Millisecond})
-	if m := r.memory; m != nil && len(m.steps) >= 6 {
-		// steps: alone started, alone after, plugin started, plugin after,
-		// plugin after sessions, plugin after twice the sessions.
-		d := m.steps[3].rss - m.steps[1].rss
+	added := r.configs[1].paced99 - r.configs[0].paced99
+	out = append(out, finding{fmt.Sprintf("added p99 latency at %d req/s (2 - 1)", r.opts.rate), ms(added), "< 1 ms", added < time.Millisecond})
+	if m := r.memory; m != nil && len(m.steps) == 8 {
+		// steps: alone started and after; alone with the plugin loaded,
+		// started and after; plugin started, after, after sessions, after
+		// twice the sessions.
+		d := m.steps[5].rss - m.steps[1].rss
 		out = append(out, finding{fmt.Sprintf("RSS plugin - alone after %d requests", m.requests), signedMiB(d), "< 20 MB", d < 20e6})
-		g := m.steps[5].heap - m.steps[4].heap
+		l := m.steps[5].rss - m.steps[3].rss
+		out = append(out, finding{"  of which requests (plugin - alone with it loaded)", signedMiB(l), "", true})
+		g := m.steps[7].heap - m.steps[6].heap
 		out = append(out, finding{fmt.Sprintf("live heap growth from %d to %d distinct sessions", m.sessions, 2*m.sessions), signedMiB(g), "bounded (~0)", g < 2<<20})
 	}
 	return out
+}
+
+// floor2 rounds x down to two decimals, so that a ratio shown meets a
+// target only if it does.
+func floor2(x float64) float64 {
+	return math.Floor(x*100) / 100
 }
 
 func signedMiB(n int64) string {
@@ -86,17 +96,22 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "\nentraauth benchmark: %s; load average at the end %s\n", r.machine, r.loadAfter)
 	fmt.Fprintf(w, "wrk: %d thread(s), %d connections, %d round(s) of %v per configuration in rotating order, after %v of warm-up; plain HTTP on 127.0.0.1; Traefik log level ERROR\n\n",
 		o.threads, o.connections, o.rounds, o.duration, o.warmup)
-	fmt.Fprintf(w, "%-42s %9s %10s %10s   %s\n", "configuration", "req/s", "p50", "p99", "req/s per round")
+	fmt.Fprintf(w, "%-42s %9s %10s %10s %12s %12s   %s\n", "configuration", "req/s", "p50", "p99", "p50 @rate", "p99 @rate", "req/s per round")
 	for _, c := range r.configs {
 		s := c.summary()
 		var rounds []string
 		for _, v := range s.perRound {
 			rounds = append(rounds, fmt.Sprintf("%.0f", v))
 		}
-		fmt.Fprintf(w, "%-42s %9.0f %10s %10s   %s\n", c.title, s.rps, ms(s.p50), ms(s.p99), strings.Join(rounds, " "))
+		fmt.Fprintf(w, "%-42s %9.0f %10s %10s %12s %12s   %s\n", c.title, s.rps, ms(s.p50), ms(s.p99), ms(c.paced50), ms(c.paced99), strings.Join(rounds, " "))
 	}
+	fmt.Fprintf(w, "(req/s, p50, p99: wrk, saturating; @rate: %d req/s from 4 connections for %v, below saturation)\n", o.rate, o.rateDuration)
 	fmt.Fprintln(w)
 	for _, f := range r.findings() {
+		if f.target == "" {
+			fmt.Fprintf(w, "%-52s %12s\n", f.what, f.value)
+			continue
+		}
 		fmt.Fprintf(w, "%-52s %12s   target %-12s %s\n", f.what, f.value, f.target, metWord(f.met))
 	}
 	fmt.Fprintf(w, "\nTraefik RSS after the run (three entry points): %s", mib(r.traefikRSS))
@@ -130,16 +145,20 @@ func (r *report) markdown(w io.Writer) {
 	fmt.Fprintf(w, "Machine: %s; load average at the end %s.\n", r.machine, r.loadAfter)
 	fmt.Fprintf(w, "Load: wrk, %d thread(s), %d connections, %d round(s) of %v per configuration in rotating order after %v of warm-up.\n\n",
 		o.threads, o.connections, o.rounds, o.duration, o.warmup)
-	fmt.Fprintln(w, "| configuration | requests/s | p50 | p99 |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|")
+	fmt.Fprintf(w, "| configuration | requests/s | p50 | p99 | p50 at %d req/s | p99 at %d req/s |\n", o.rate, o.rate)
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
 	for _, c := range r.configs {
 		s := c.summary()
-		fmt.Fprintf(w, "| %s | %.0f | %s | %s |\n", strings.TrimSpace(c.title[2:]), s.rps, ms(s.p50), ms(s.p99))
+		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s | %s |\n", strings.TrimSpace(c.title[2:]), s.rps, ms(s.p50), ms(s.p99), ms(c.paced50), ms(c.paced99))
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| measure | value | target |")
 	fmt.Fprintln(w, "|---|---:|---|")
 	for _, f := range r.findings() {
+		if f.target == "" {
+			fmt.Fprintf(w, "| %s | %s | |\n", strings.TrimSpace(f.what), f.value)
+			continue
+		}
 		fmt.Fprintf(w, "| %s | %s | %s (%s) |\n", f.what, f.value, f.target, metWord(f.met))
 	}
 	fmt.Fprintf(w, "| Traefik RSS after the run (three entry points) | %s | |\n", mib(r.traefikRSS))
