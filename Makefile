@@ -1,7 +1,7 @@
 # Build and test tooling. A machine with Go, make, git and apt is enough:
 # every other tool is installed here, under .cache/ (git-ignored).
 #
-#   make test        vet + unit + yaegi-test + e2e + soak-short, stopping at the first failure
+#   make test        vet + unit + yaegi-test + e2e + soak-short + bench-smoke, stopping at the first failure
 #   make demo        the plugin in a local Traefik against a dev tenant (or a real one)
 #   make tools       Yaegi and Traefik, built once and cached
 
