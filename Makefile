@@ -60,7 +60,7 @@ vet:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:" >&2; echo "$$unformatted" >&2; exit 1; fi
 
 unit:
-	$(GO) test -race ./...
+	$(GO) test -race -count=1 ./...
 
 # Every package of the root module with tests runs under Yaegi, the way
 # Traefik runs the plugin. Yaegi resolves imports through GOPATH, so a GOPATH

@@ -547,19 +547,7 @@ func attacks() []attack {
 			}
 		}},
 		{"a logout form over 8 KB", func(t *testing.T, a *arena) {
-			body := "rd=" + strings.Repeat("%2F", 1<<20)
-			req, _ := http.NewRequest("POST", a.st.server.URL+"/portals/main/logout", strings.NewReader(body))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.Header.Set("Origin", a.st.server.URL)
-			resp, err := noRedirects(a.st.browser()).Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusSeeOther {
-				t.Fatalf("status %d, want 303 to the default target", resp.StatusCode)
-			}
-			checkSameOrigin(t, postLogoutTarget(t, resp), a.st.server.URL)
+			checkSameOrigin(t, a.logoutTarget(t, strings.Repeat("/", 1<<20)), a.st.server.URL)
 		}},
 
 		// Cross-site sign-out.
