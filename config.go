@@ -477,14 +477,8 @@ func isDomain(s string) bool {
 		return false
 	}
 	for _, label := range strings.Split(s, ".") {
-		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' || !onlyOf(label, alphanumeric+"-") {
 			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-				return false
-			}
 		}
 	}
 	return true
@@ -526,29 +520,19 @@ func isHostPort(s string) bool {
 }
 
 func isPortalName(s string) bool {
-	if len(s) > 63 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
+	return len(s) <= 63 && onlyOf(s, "abcdefghijklmnopqrstuvwxyz0123456789-")
 }
 
 func isCookieName(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
+	return s != "" && len(s) <= 64 && onlyOf(s, alphanumeric+"_-")
+}
+
+const alphanumeric = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+// onlyOf reports whether every byte of s is in chars. strings.Trim does the
+// work compiled: under Yaegi a loop over the bytes would be interpreted.
+func onlyOf(s, chars string) bool {
+	return strings.Trim(s, chars) == ""
 }
 
 // hostOnly drops the port of a host:port.

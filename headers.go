@@ -61,16 +61,7 @@ func parseHeaders(option map[string]string) ([]headerClaim, error) {
 }
 
 func isHeaderName(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
+	return s != "" && len(s) <= 64 && onlyOf(s, alphanumeric+"-")
 }
 
 // strippedHeaders lists the headers removed from every request: the default

@@ -229,7 +229,7 @@ func (m *Middleware) clearHostOnlySession(w http.ResponseWriter, r *http.Request
 // belongs to state. It reports false for a missing, forged, expired or
 // already used state.
 func (m *Middleware) consumeLoginState(w http.ResponseWriter, r *http.Request, state string) (*loginState, bool) {
-	if len(state) != tokenLength || strings.Trim(state, base64URLAlphabet) != "" {
+	if len(state) != tokenLength || !onlyOf(state, base64URLAlphabet) {
 		return nil, false
 	}
 	name := m.loginCookieName(state)
