@@ -9,8 +9,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"html"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -64,6 +66,8 @@ const (
 	attackerKid = "attacker-kid"
 	evilHost    = "evil.example"
 	otherGUID   = "00000000-1111-2222-3333-444444444444"
+	// otherClientID is another app registration of the same tenant.
+	otherClientID = "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b"
 )
 
 type cookiePair struct{ name, value string }
@@ -155,7 +159,10 @@ func attacks() []attack {
 				return hmacToken(map[string]interface{}{"alg": "HS256", "kid": kid, "typ": "JWT"}, claims, secret)
 			})
 		}},
-		{"an ID token signed by the attacker under an unknown kid refetches the keys once at most", func(t *testing.T, a *arena) {
+		{"an ID token signed by the attacker under an unknown kid (one key refetch per sign-in at most)", func(t *testing.T, a *arena) {
+			// The token endpoint vouches for its ID tokens, so an unknown
+			// kid there refetches the keys (an emergency rotation must not
+			// fail sign-ins); each such fetch costs a whole sign-in.
 			before := a.st.tenant.Hits(entraidtest.JWKS)
 			for i := 0; i < 3; i++ {
 				a.refuseForgedToken(t, func(claims map[string]interface{}) string {
@@ -163,8 +170,18 @@ func attacks() []attack {
 					return tok
 				})
 			}
+			if got := a.st.tenant.Hits(entraidtest.JWKS) - before; got > 3 {
+				t.Errorf("3 sign-ins with an unknown kid caused %d JWKS fetches, want at most 3", got)
+			}
+		}},
+		{"bearer tokens under unknown kids refetch the keys once at most", func(t *testing.T, a *arena) {
+			before := a.st.tenant.Hits(entraidtest.JWKS)
+			for i := 0; i < 20; i++ {
+				tok, _ := jwt.Sign(a.attacker, fmt.Sprintf("%s-%d", attackerKid, i), a.apiClaims())
+				a.bearer(t, tok, http.StatusUnauthorized)
+			}
 			if got := a.st.tenant.Hits(entraidtest.JWKS) - before; got > 1 {
-				t.Errorf("3 tokens with an unknown kid caused %d JWKS fetches, want at most 1", got)
+				t.Errorf("20 bearer tokens with unknown kids caused %d JWKS fetches, want at most 1", got)
 			}
 		}},
 		{"an ID token signed by the attacker under the tenant's kid", func(t *testing.T, a *arena) {
@@ -534,6 +551,205 @@ func attacks() []attack {
 			}
 		}},
 
+		// A session belongs to the app, tenant and lifetime that made it.
+		{"a session of another app registration sharing the secret and cookie name", func(t *testing.T, a *arena) {
+			cookie := sessionCookie(t, a.guarded, aliceSession())
+			// The session passes where it was issued, and is cached there.
+			r := httptest.NewRequest("GET", "https://a.example.com/private", nil)
+			r.Header.Set("Accept", "application/json")
+			r.Header.Set("Cookie", cookie)
+			a.serveGuarded(t, r, http.StatusOK)
+
+			appB, seen := guard(t, func(c *Config) {
+				c.MicrosoftEntraID.ClientID = otherClientID
+				c.MicrosoftEntraID.AuthorityHost = a.st.tenant.URL
+				c.AllowedRoles = alice.Roles
+			})
+			api := httptest.NewRequest("GET", "https://b.example.com/private", nil)
+			api.Header.Set("Accept", "application/json")
+			api.Header.Set("Cookie", cookie)
+			w := httptest.NewRecorder()
+			appB.ServeHTTP(w, api)
+			if w.Code != http.StatusUnauthorized || *seen != nil {
+				t.Fatalf("an API call to app B with app A's session: %d (upstream reached: %v), want 401", w.Code, *seen != nil)
+			}
+			nav := httptest.NewRequest("GET", "https://b.example.com/private", nil)
+			nav.Header.Set("Accept", "text/html")
+			nav.Header.Set("Cookie", cookie)
+			w = httptest.NewRecorder()
+			appB.ServeHTTP(w, nav)
+			loc, _ := url.Parse(w.Header().Get("Location"))
+			if w.Code != http.StatusFound || loc == nil || loc.Query().Get("client_id") != otherClientID || *seen != nil {
+				t.Fatalf("a navigation to app B with app A's session: %d to %q, want a sign-in with app B's client ID", w.Code, w.Header().Get("Location"))
+			}
+		}},
+		{"a session of another cloud's app sharing the secret and cookie name", func(t *testing.T, a *arena) {
+			cookie := sessionCookie(t, a.guarded, aliceSession())
+			other, seen := guard(t, func(c *Config) { c.MicrosoftEntraID.AuthorityHost = "https://login.microsoftonline.us" })
+			r := httptest.NewRequest("GET", "https://app.example.com/private", nil)
+			r.Header.Set("Accept", "application/json")
+			r.Header.Set("Cookie", cookie)
+			w := httptest.NewRecorder()
+			other.ServeHTTP(w, r)
+			if w.Code != http.StatusUnauthorized || *seen != nil {
+				t.Fatalf("a session of the public cloud at a US Government app: %d, want 401", w.Code)
+			}
+		}},
+		{"a session of another tenant at an app configured with a domain tenantID", func(t *testing.T, a *arena) {
+			byDomain, seen := guard(t, func(c *Config) {
+				c.MicrosoftEntraID.TenantID = a.st.tenant.Domain
+				c.MicrosoftEntraID.AuthorityHost = a.st.tenant.URL
+				c.MicrosoftEntraID.ClientSecret = a.st.tenant.ClientSecret
+			})
+			own := aliceSession()
+			own.TID = a.st.tenant.TenantID
+			foreign := aliceSession()
+			foreign.TID = otherGUID
+			for _, tc := range []struct {
+				s    *session.Session
+				want int
+			}{{own, http.StatusOK}, {foreign, http.StatusUnauthorized}} {
+				r := httptest.NewRequest("GET", "https://app.example.com/private", nil)
+				r.Header.Set("Accept", "application/json")
+				r.Header.Set("Cookie", sessionCookie(t, byDomain, tc.s))
+				*seen = nil
+				w := httptest.NewRecorder()
+				byDomain.ServeHTTP(w, r)
+				if w.Code != tc.want {
+					t.Fatalf("a session of tenant %s at the app of %s: %d, want %d", tc.s.TID, a.st.tenant.Domain, w.Code, tc.want)
+				}
+			}
+		}},
+		{"a session of a multi-tenant app at a single-tenant app of the same client ID", func(t *testing.T, a *arena) {
+			multi, _ := guard(t, func(c *Config) {
+				c.MicrosoftEntraID.TenantID = "organizations"
+				c.MicrosoftEntraID.AllowedTenants = []string{testTenantID, otherGUID}
+			})
+			s := aliceSession()
+			s.TID = otherGUID
+			r := httptest.NewRequest("GET", "https://app.example.com/private", nil)
+			r.Header.Set("Accept", "application/json")
+			r.Header.Set("Cookie", sessionCookie(t, multi, s))
+			a.serveGuarded(t, r, http.StatusUnauthorized)
+		}},
+		{"a session older than this router's lifetime, sealed by a sibling with a longer one", func(t *testing.T, a *arena) {
+			long, _ := guard(t, func(c *Config) { c.Session.Lifetime = "720h" })
+			short, seen := guard(t, func(c *Config) { c.Session.Lifetime = "1h" })
+			s := aliceSession()
+			s.IssuedAt = time.Now().Add(-2 * time.Hour).Unix()
+			s.Expires = time.Now().Add(700 * time.Hour).Unix()
+			cookie := sessionCookie(t, long, s)
+			for _, tc := range []struct {
+				m    *Middleware
+				want int
+			}{{long, http.StatusOK}, {short, http.StatusUnauthorized}} {
+				r := httptest.NewRequest("GET", "https://app.example.com/private", nil)
+				r.Header.Set("Accept", "application/json")
+				r.Header.Set("Cookie", cookie)
+				*seen = nil
+				w := httptest.NewRecorder()
+				tc.m.ServeHTTP(w, r)
+				if w.Code != tc.want {
+					t.Fatalf("lifetime %s: %d, want %d", tc.m.lifetime, w.Code, tc.want)
+				}
+			}
+		}},
+		{"a sibling's long session expires at this router's lifetime on the cached path too", func(t *testing.T, a *arena) {
+			long, _ := guard(t, func(c *Config) { c.Session.Lifetime = "720h" })
+			short, seen := guard(t, func(c *Config) { c.Session.Lifetime = "1h" })
+			start := time.Now()
+			s := aliceSession()
+			s.IssuedAt = start.Add(-30 * time.Minute).Unix()
+			s.Expires = start.Add(700 * time.Hour).Unix()
+			cookie := sessionCookie(t, long, s)
+			for _, tc := range []struct {
+				after time.Duration
+				want  int
+			}{{0, http.StatusOK}, {10 * time.Minute, http.StatusOK}, {31 * time.Minute, http.StatusUnauthorized}} {
+				after := tc.after
+				short.now = func() time.Time { return start.Add(after) }
+				r := httptest.NewRequest("GET", "https://app.example.com/private", nil)
+				r.Header.Set("Accept", "application/json")
+				r.Header.Set("Cookie", cookie)
+				*seen = nil
+				w := httptest.NewRecorder()
+				short.ServeHTTP(w, r)
+				if w.Code != tc.want {
+					t.Fatalf("%s later: %d, want %d", tc.after, w.Code, tc.want)
+				}
+			}
+		}},
+
+		// Findings of the security review.
+		{"attacker-written text on the callback with no sign-in in flight", func(t *testing.T, a *arena) {
+			q := url.Values{"error": {"access_denied"}, "error_description": {"AADSTS50053: Your account is locked. Call +1 555 0100 to unlock it."}}
+			resp, body := navigate(t, noRedirects(a.st.browser()), a.st.server.URL+"/portals/main/oauth2/callback?"+q.Encode())
+			if strings.Contains(body, "555") || strings.Contains(body, "locked") || resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "invalid_state") {
+				t.Fatalf("got %d %.400q, want the sign-in-expired page without the attacker's text", resp.StatusCode, body)
+			}
+		}},
+		{"attacker-written text on the callback with a forged state", func(t *testing.T, a *arena) {
+			c := noRedirects(a.st.browser())
+			a.loginCallback(t, c, "/") // a sign-in is in flight, but under another state
+			q := url.Values{"state": {strings.Repeat("A", tokenLength)}, "error": {"access_denied"}, "error_description": {"Your account is locked. Call +1 555 0100."}}
+			resp, body := navigate(t, c, a.st.server.URL+"/portals/main/oauth2/callback?"+q.Encode())
+			if strings.Contains(body, "555") || resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("got %d %.400q, want the sign-in-expired page without the attacker's text", resp.StatusCode, body)
+			}
+		}},
+
+		{"CR LF in a path forging a line of the log", func(t *testing.T, a *arena) {
+			m, _ := guard(t, func(c *Config) { c.AllowedRoles = []string{"Nobody"} })
+			logs := &lockedBuffer{}
+			m.log = log.New(logs, "entraauth[rules]: ", 0)
+			r := httptest.NewRequest("GET", "https://app.example.com/x%0D%0Aentraauth[rules]:%20access%20granted%20to%20mallory", nil)
+			r.Header.Set("Accept", "application/json")
+			r.Header.Set("Cookie", sessionCookie(t, m, aliceSession()))
+			w := httptest.NewRecorder()
+			m.ServeHTTP(w, r)
+			if w.Code != http.StatusForbidden {
+				t.Fatalf("status %d, want 403", w.Code)
+			}
+			if lines := strings.Split(strings.TrimSuffix(logs.String(), "\n"), "\n"); len(lines) != 1 || strings.ContainsRune(logs.String(), '\r') {
+				t.Fatalf("one refusal logged as %d lines: %q", len(lines), logs)
+			}
+		}},
+		{"a path that leaves an excluded prefix with /public/..%5Cadmin", func(t *testing.T, a *arena) {
+			r := httptest.NewRequest("GET", "https://app.example.com/public/..%5Cadmin", nil)
+			r.Header.Set("Accept", "application/json")
+			a.serveGuarded(t, r, http.StatusUnauthorized)
+		}},
+		{"a path that leaves an excluded prefix with /public/..%5cadmin", func(t *testing.T, a *arena) {
+			r := httptest.NewRequest("GET", "https://app.example.com/public/..%5cadmin", nil)
+			r.Header.Set("Accept", "application/json")
+			a.serveGuarded(t, r, http.StatusUnauthorized)
+		}},
+		{"a path that leaves an excluded prefix with /public/%2e%2e%5Cadmin", func(t *testing.T, a *arena) {
+			r := httptest.NewRequest("GET", "https://app.example.com/public/%2e%2e%5Cadmin", nil)
+			r.Header.Set("Accept", "application/json")
+			a.serveGuarded(t, r, http.StatusUnauthorized)
+		}},
+		{"a path that leaves an excluded prefix with /public/..\\admin (a raw backslash)", func(t *testing.T, a *arena) {
+			r := httptest.NewRequest("GET", "https://app.example.com/public/..\\admin", nil)
+			r.Header.Set("Accept", "application/json")
+			a.serveGuarded(t, r, http.StatusUnauthorized)
+		}},
+		{"a path that leaves an excluded prefix with /public/a%2Fb", func(t *testing.T, a *arena) {
+			r := httptest.NewRequest("GET", "https://app.example.com/public/a%2Fb", nil)
+			r.Header.Set("Accept", "application/json")
+			a.serveGuarded(t, r, http.StatusUnauthorized)
+		}},
+		{"a path that leaves an excluded prefix with /public%2Fadmin", func(t *testing.T, a *arena) {
+			r := httptest.NewRequest("GET", "https://app.example.com/public%2Fadmin", nil)
+			r.Header.Set("Accept", "application/json")
+			a.serveGuarded(t, r, http.StatusUnauthorized)
+		}},
+		{"a path that leaves an excluded prefix with /public/%2F..%2Fadmin", func(t *testing.T, a *arena) {
+			r := httptest.NewRequest("GET", "https://app.example.com/public/%2F..%2Fadmin", nil)
+			r.Header.Set("Accept", "application/json")
+			a.serveGuarded(t, r, http.StatusUnauthorized)
+		}},
+
 		// Oversized input.
 		{"a claim over 8 KB does not become an identity header", func(t *testing.T, a *arena) {
 			a.st.tenant.SetClaimsHook(func(c map[string]interface{}) { c["name"] = strings.Repeat("N", 9<<10) })
@@ -707,24 +923,24 @@ func attacks() []attack {
 			return b.String() + joinCookies(a.editChunk(1, flipMiddle))
 		}},
 		{"a session sealed for another portal's cookie", func(a *arena) string {
-			return "entraauth_main=" + a.seal(aliceSession(), "entraauth_admin", time.Now().Add(time.Hour))
+			return "entraauth_main=" + a.seal(aliceSession(), session.AAD("entraauth_admin", "https://login.microsoftonline.com", testTenantID, testClientID), time.Now().Add(time.Hour))
 		}},
 		{"a session sealed for a login-state cookie", func(a *arena) string {
-			return "entraauth_main=" + a.seal(aliceSession(), "entraauth_main_login_abcdefghijkl", time.Now().Add(time.Hour))
+			return "entraauth_main=" + a.seal(aliceSession(), a.guarded.loginAAD("entraauth_main_login_abcdefghijkl"), time.Now().Add(time.Hour))
 		}},
 		{"a session sealed with another secret", func(a *arena) string {
 			other, _ := session.NewSealer("an-attacker-secret-of-32-characters-or-more", nil)
 			plain, _ := aliceSession().Marshal()
-			v, _ := other.Seal(plain, "entraauth_main", time.Now().Add(time.Hour))
+			v, _ := other.Seal(plain, a.guarded.sessionAAD, time.Now().Add(time.Hour))
 			return "entraauth_main=" + v
 		}},
 		{"a session whose sealed expiry has passed", func(a *arena) string {
-			return "entraauth_main=" + a.seal(aliceSession(), "entraauth_main", time.Now().Add(-time.Second))
+			return "entraauth_main=" + a.seal(aliceSession(), a.guarded.sessionAAD, time.Now().Add(-time.Second))
 		}},
 		{"a session whose own expiry has passed", func(a *arena) string {
 			s := aliceSession()
 			s.Expires = time.Now().Add(-time.Second).Unix()
-			return "entraauth_main=" + a.seal(s, "entraauth_main", time.Now().Add(time.Hour))
+			return "entraauth_main=" + a.seal(s, a.guarded.sessionAAD, time.Now().Add(time.Hour))
 		}},
 		{"a cookie that is not base64", func(a *arena) string { return "entraauth_main=%%%not-base64!!" }},
 		{"a cookie with a line break", func(a *arena) string {
@@ -1142,6 +1358,9 @@ func flipMiddle(v string) string { return flipChar(v, len(v)/2) }
 
 // seal seals s under aad with the guarded middleware's secret.
 func (a *arena) seal(s *session.Session, aad string, expires time.Time) string {
+	if s.IssuedAt == 0 {
+		s.IssuedAt = time.Now().Unix()
+	}
 	if s.Expires == 0 {
 		s.Expires = time.Now().Add(time.Hour).Unix()
 	}
@@ -1188,4 +1407,38 @@ func (a *arena) bearerTo(t *testing.T, api *Middleware, seen *http.Header, tok s
 	if strings.ContainsAny(wa, "\r\n") || strings.Count(wa, `"`) != 6 || !strings.Contains(wa, `error="invalid_token"`) {
 		t.Fatalf("WWW-Authenticate %q is not one well-formed challenge", wa)
 	}
+}
+
+// An emergency key rotation right after a forged bearer kid: the forged kid
+// spends the rate-limited refetch, Entra ID then signs with a brand-new key,
+// and a user who signs in at once still gets in, because an ID token from
+// the token endpoint always refetches the keys it lacks.
+func TestASignInRightAfterAForgedKidSurvivesAnEmergencyKeyRotation(t *testing.T) {
+	st := newStack(t, func(c *Config) { c.APIAudience = []string{apiAudience} })
+	forged, _ := jwt.Sign(mustRSAKey(t), "forged-kid", st.tenant.APIAccessTokenClaims(alice, apiAudience, "Items.Read"))
+	r := httptest.NewRequest("GET", "https://app.example.com/api", nil)
+	r.Header.Set("Authorization", "Bearer "+forged)
+	w := httptest.NewRecorder()
+	before := st.tenant.Hits(entraidtest.JWKS)
+	st.mw.ServeHTTP(w, r)
+	if w.Code != http.StatusUnauthorized {
+		t.Fatalf("a bearer token with a forged kid: %d, want 401", w.Code)
+	}
+	if st.tenant.Hits(entraidtest.JWKS) == before {
+		t.Fatal("the forged kid did not make the plugin fetch the keys: the test proves nothing")
+	}
+	st.tenant.RotateKey(false)
+	resp, body := navigate(t, st.browser(), st.server.URL+"/start")
+	if resp.StatusCode != http.StatusOK || body != "upstream /start" {
+		t.Fatalf("a sign-in right after the rotation ended with %d %.300q", resp.StatusCode, body)
+	}
+}
+
+func mustRSAKey(t *testing.T) *rsa.PrivateKey {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

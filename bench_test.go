@@ -42,7 +42,7 @@ func newBenchRequest(b *testing.B) *benchRequest {
 	if err != nil {
 		b.Fatal(err)
 	}
-	sealed, err := m.sealer.Seal(plain, m.cookie.Name, time.Unix(s.Expires, 0))
+	sealed, err := m.sealer.Seal(plain, m.sessionAAD, time.Unix(s.Expires, 0))
 	if err != nil {
 		b.Fatal(err)
 	}

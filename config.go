@@ -133,11 +133,19 @@ func containsFold(list []string, s string) bool {
 
 func validateRules(c *Config, s *settings) error {
 	r := &s.rules
+	// A GUID names a user by object ID; anything else by preferred_username.
 	for _, u := range splitList(c.AllowedUsers) {
-		if r.users == nil {
-			r.users = map[string]bool{}
+		if entraid.IsGUID(u) {
+			if r.users == nil {
+				r.users = map[string]bool{}
+			}
+			r.users[strings.ToLower(u)] = true
+			continue
 		}
-		r.users[strings.ToLower(u)] = true
+		if r.userNames == nil {
+			r.userNames = map[string]bool{}
+		}
+		r.userNames[strings.ToLower(u)] = true
 	}
 	for _, g := range splitList(c.AllowedGroups) {
 		if !entraid.IsGUID(g) {
@@ -219,12 +227,11 @@ func validateEntra(e MicrosoftEntraID, getenv func(string) string, s *settings) 
 		return optionError("microsoftEntraID.clientID", "%q is not an application (client) ID: write the GUID shown on the app registration's overview page", clientID)
 	}
 
-	authority := strings.TrimRight(strings.TrimSpace(e.AuthorityHost), "/")
-	if authority == "" {
-		authority = "https://login.microsoftonline.com"
-	}
-	if !isAuthorityHost(authority) {
-		return optionError("microsoftEntraID.authorityHost", "%q is not an https URL of a host: write e.g. https://login.microsoftonline.com (or https://login.microsoftonline.us for US Government)", e.AuthorityHost)
+	authority, err := entraid.CheckAuthorityHost(e.AuthorityHost)
+	if err != nil {
+		// Any other host would receive the app's credentials at its token
+		// endpoint: whoever may write a middleware could collect them.
+		return optionError("microsoftEntraID.authorityHost", "%q is not a Microsoft Entra ID sign-in host: write %s", e.AuthorityHost, entraid.AuthorityHosts)
 	}
 
 	scopes := splitList(e.Scopes)
@@ -482,25 +489,6 @@ func isDomain(s string) bool {
 		}
 	}
 	return true
-}
-
-// isAuthorityHost reports whether s is an https URL with a host and no path.
-// Plain http is accepted for loopback hosts only, which is where test and
-// development tenants run.
-func isAuthorityHost(s string) bool {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return false
-	}
-	switch u.Scheme {
-	case "https":
-		return true
-	case "http":
-		h := u.Hostname()
-		ip := net.ParseIP(h)
-		return h == "localhost" || (ip != nil && ip.IsLoopback())
-	}
-	return false
 }
 
 // isHostPort reports whether s is a DNS name or IP literal, optionally with

@@ -29,8 +29,8 @@ func noEnv(string) string { return "" }
 
 func TestNewAcceptsAValidConfigWithoutNetworkIO(t *testing.T) {
 	c := validConfig()
-	// An unroutable authority host: New must not try to reach it.
-	c.MicrosoftEntraID.AuthorityHost = "https://login.invalid"
+	// A closed port: New must not try to reach it.
+	c.MicrosoftEntraID.AuthorityHost = "https://127.0.0.1:1"
 	h, err := New(context.Background(), http.NotFoundHandler(), c, "test")
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -107,6 +107,36 @@ func TestValidateRefusesBadOptionsByName(t *testing.T) {
 		}, "microsoftEntraID.clientAssertion"},
 		{"a plain-http authority host", func(c *Config) { c.MicrosoftEntraID.AuthorityHost = "http://login.microsoftonline.com" }, "microsoftEntraID.authorityHost"},
 		{"an authority host with a path", func(c *Config) { c.MicrosoftEntraID.AuthorityHost = "https://login.microsoftonline.com/tenant" }, "microsoftEntraID.authorityHost"},
+		{"an authority host that is not Microsoft's", func(c *Config) { c.MicrosoftEntraID.AuthorityHost = "https://attacker.example" }, "microsoftEntraID.authorityHost"},
+		{"an authority host that only starts like Microsoft's", func(c *Config) {
+			c.MicrosoftEntraID.AuthorityHost = "https://login.microsoftonline.com.attacker.example"
+		}, "microsoftEntraID.authorityHost"},
+		{"an authority host on a private address", func(c *Config) { c.MicrosoftEntraID.AuthorityHost = "https://10.0.0.5" }, "microsoftEntraID.authorityHost"},
+		{"an authority host with user info", func(c *Config) {
+			c.MicrosoftEntraID.AuthorityHost = "https://login.microsoftonline.com@attacker.example"
+		}, "microsoftEntraID.authorityHost"},
+		{"the reserved header Cookie in headers", func(c *Config) { c.Headers = map[string]string{"Cookie": "oid"} }, "headers"},
+		{"the reserved header cookie in headers", func(c *Config) { c.Headers = map[string]string{"cookie": "oid"} }, "headers"},
+		{"the reserved header Authorization in headers", func(c *Config) { c.Headers = map[string]string{"Authorization": "oid"} }, "headers"},
+		{"the reserved header Host in headers", func(c *Config) { c.Headers = map[string]string{"Host": "oid"} }, "headers"},
+		{"the reserved header Forwarded in headers", func(c *Config) { c.Headers = map[string]string{"Forwarded": "oid"} }, "headers"},
+		{"the reserved header X-Forwarded-For in headers", func(c *Config) { c.Headers = map[string]string{"X-Forwarded-For": "oid"} }, "headers"},
+		{"the reserved header X-Forwarded-Host in headers", func(c *Config) { c.Headers = map[string]string{"X-Forwarded-Host": "oid"} }, "headers"},
+		{"the reserved header X-Forwarded-Proto in headers", func(c *Config) { c.Headers = map[string]string{"X-Forwarded-Proto": "oid"} }, "headers"},
+		{"the reserved header X-Forwarded-Port in headers", func(c *Config) { c.Headers = map[string]string{"X-Forwarded-Port": "oid"} }, "headers"},
+		{"the reserved header X-Forwarded-Server in headers", func(c *Config) { c.Headers = map[string]string{"X-Forwarded-Server": "oid"} }, "headers"},
+		{"the reserved header X-Forwarded-Prefix in headers", func(c *Config) { c.Headers = map[string]string{"X-Forwarded-Prefix": "oid"} }, "headers"},
+		{"the reserved header X-Real-Ip in headers", func(c *Config) { c.Headers = map[string]string{"X-Real-Ip": "oid"} }, "headers"},
+		{"the reserved header X-Real-IP in headers", func(c *Config) { c.Headers = map[string]string{"X-Real-IP": "oid"} }, "headers"},
+		{"the reserved header Connection in headers", func(c *Config) { c.Headers = map[string]string{"Connection": "oid"} }, "headers"},
+		{"the reserved header Keep-Alive in headers", func(c *Config) { c.Headers = map[string]string{"Keep-Alive": "oid"} }, "headers"},
+		{"the reserved header Transfer-Encoding in headers", func(c *Config) { c.Headers = map[string]string{"Transfer-Encoding": "oid"} }, "headers"},
+		{"the reserved header Content-Length in headers", func(c *Config) { c.Headers = map[string]string{"Content-Length": "oid"} }, "headers"},
+		{"the reserved header Te in headers", func(c *Config) { c.Headers = map[string]string{"Te": "oid"} }, "headers"},
+		{"the reserved header Trailer in headers", func(c *Config) { c.Headers = map[string]string{"Trailer": "oid"} }, "headers"},
+		{"the reserved header Upgrade in headers", func(c *Config) { c.Headers = map[string]string{"Upgrade": "oid"} }, "headers"},
+		{"the reserved header Proxy-Authorization in headers", func(c *Config) { c.Headers = map[string]string{"Proxy-Authorization": "oid"} }, "headers"},
+		{"the reserved header Proxy-Connection in headers", func(c *Config) { c.Headers = map[string]string{"Proxy-Connection": "oid"} }, "headers"},
 		{"scopes without openid", func(c *Config) { c.MicrosoftEntraID.Scopes = []string{"profile email"} }, "microsoftEntraID.scopes"},
 		{"a missing session secret", func(c *Config) { c.Session.Secret = "" }, "session.secret"},
 		{"a short session secret", func(c *Config) { c.Session.Secret = "short" }, "session.secret"},

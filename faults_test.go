@@ -673,7 +673,7 @@ func TestAPanicBecomesA500ForThatRequestOnly(t *testing.T) {
 		if strings.Contains(w.Body.String(), "credential exploded") || strings.Contains(w.Body.String(), "goroutine") {
 			t.Fatal("the page shows the panic")
 		}
-		if !strings.Contains(logs.String(), "internal error on GET /portals/main/oauth2/callback: credential exploded") {
+		if !strings.Contains(logs.String(), `internal error on GET "/portals/main/oauth2/callback": credential exploded`) {
 			t.Fatalf("the panic was not logged: %q", logs)
 		}
 		// The next request is served as usual.

@@ -72,6 +72,21 @@ func TestAGraphFailureIsAnErrorPageNotNoGroups(t *testing.T) {
 	}
 }
 
+func TestAGraphOutageKeepsGraphsCodeAndRequestID(t *testing.T) {
+	st := newStackFor(t, carol, func(c *Config) { c.AllowedGroups = []string{carol.Groups[0]} })
+	st.tenant.SetFault(entraidtest.Graph, entraidtest.Fault{Status: http.StatusServiceUnavailable, Body: `{"error":{"code":"serviceNotAvailable","message":"The service is temporarily unavailable.","innerError":{"date":"2026-12-01T05:00:00","request-id":"5e1f0000-aaaa-bbbb-cccc-000000000503"}}}`})
+	resp, body := navigate(t, st.browser(), st.server.URL+"/")
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "serviceNotAvailable") || !strings.Contains(body, "5e1f0000-aaaa-bbbb-cccc-000000000503") {
+		t.Fatalf("got %d %q, want 502 with Graph's code and request ID", resp.StatusCode, body)
+	}
+	// Without Graph's error body there is nothing to keep.
+	st.tenant.SetFault(entraidtest.Graph, entraidtest.Fault{Status: http.StatusBadGateway, Body: "<html>Bad gateway</html>"})
+	resp, body = navigate(t, st.browser(), st.server.URL+"/")
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "groups_unavailable") {
+		t.Fatalf("got %d %q, want 502 groups_unavailable", resp.StatusCode, body)
+	}
+}
+
 func TestAPendingOverageIsResolvedByTheRouterThatNeedsGroups(t *testing.T) {
 	// Two routers share the session: "open" has no group rules, "admin"
 	// does. A sign-in through "open" leaves the groups pending.

@@ -32,6 +32,18 @@ var sessionClaims = map[string]bool{
 // refuse header lines over 8 KB.
 const maxHeaderValue = 8 << 10
 
+// reservedHeaders may not carry identity: they hold the session cookie
+// (every user would loop), the bearer token, where the request came from
+// (IP-based controls upstream would trust a claim), or the framing of the
+// request itself. Canonical names; any Proxy-* header is reserved too.
+var reservedHeaders = map[string]bool{
+	"Cookie": true, "Authorization": true, "Host": true, "Forwarded": true,
+	"X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true, "X-Forwarded-Port": true,
+	"X-Forwarded-Server": true, "X-Forwarded-Prefix": true, "X-Real-Ip": true,
+	"Connection": true, "Keep-Alive": true, "Transfer-Encoding": true, "Content-Length": true,
+	"Te": true, "Trailer": true, "Upgrade": true,
+}
+
 // headerClaim is one identity header and the claim it carries.
 type headerClaim struct {
 	name  string // canonical header name
@@ -51,10 +63,14 @@ func parseHeaders(option map[string]string) ([]headerClaim, error) {
 		if !isHeaderName(name) {
 			return nil, optionError("headers", "%q is not a header name: use letters, digits and '-', e.g. X-Forwarded-User", name)
 		}
+		canonical := http.CanonicalHeaderKey(name)
+		if reservedHeaders[canonical] || strings.HasPrefix(canonical, "Proxy-") {
+			return nil, optionError("headers", "%s is reserved: it carries the request's cookies, credentials, origin or framing, and a claim there would break sign-in or mislead the upstream; choose another name, e.g. X-User-Id", name)
+		}
 		if claim == "" || strings.ContainsAny(claim, " ,\t") {
 			return nil, optionError("headers", "%s: %q is not a claim name: write e.g. oid, email, roles or groups", name, claim)
 		}
-		out = append(out, headerClaim{name: http.CanonicalHeaderKey(name), claim: claim})
+		out = append(out, headerClaim{name: canonical, claim: claim})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out, nil

@@ -9,11 +9,12 @@ import (
 )
 
 // openSession returns the signed-in user's session, or nil when there is
-// none or it is expired, tampered with or sealed with an unknown secret:
-// all of which simply mean "sign in again".
+// none or it is expired, tampered with, sealed with an unknown secret or
+// issued for another app, cloud or tenant: all of which simply mean "sign
+// in again".
 //
 // A session it opened once comes from the session cache afterwards (never
-// past its expiry), and is shared: callers must not modify it.
+// past its end), and is shared: callers must not modify it.
 func (m *Middleware) openSession(r *http.Request) *session.Session {
 	value, err := session.ReadChunked(r, m.cookie.Name)
 	if err != nil || value == "" {
@@ -22,21 +23,52 @@ func (m *Middleware) openSession(r *http.Request) *session.Session {
 	now := m.now()
 	key := sessionCachePrefix(m) + value
 	if e := sessions.get(key); e != nil {
-		if now.Unix() >= e.expires {
+		if now.Unix() >= m.sessionEnd(e.session) {
 			return nil
 		}
 		return e.session
 	}
-	plain, err := m.sealer.Open(value, m.cookie.Name, now)
+	plain, err := m.sealer.Open(value, m.sessionAAD, now)
 	if err != nil {
 		return nil
 	}
 	s, err := session.Unmarshal(plain)
-	if err != nil || s.Expires <= now.Unix() {
+	if err != nil || now.Unix() >= m.sessionEnd(s) || !m.ownTenant(r, s) {
 		return nil
 	}
 	sessions.put(key, &cacheEntry{sealer: m.sealer, session: s, expires: s.Expires})
 	return s
+}
+
+// sessionEnd is the Unix time at which s stops being valid here: its own
+// expiry, or its issue time plus this middleware's lifetime if that comes
+// first. Shortening session.lifetime after an incident thus ends the
+// longer sessions already out there, and a router with a short lifetime
+// never accepts a sibling router's long sessions.
+func (m *Middleware) sessionEnd(s *session.Session) int64 {
+	end := s.IssuedAt + int64(m.lifetime/time.Second)
+	if s.Expires < end {
+		return s.Expires
+	}
+	return end
+}
+
+// ownTenant checks a session's tenant where the rules cannot: with a
+// verified domain as tenantID, the tid must be the tenant ID that the
+// domain's discovery document names (fetched once, then cached by the
+// client). A GUID tenantID is checked by the rules, a multi-tenant app's
+// allowedTenants too. Discovery that cannot be had refuses the session:
+// sign-in then explains the outage.
+func (m *Middleware) ownTenant(r *http.Request, s *session.Session) bool {
+	if !m.tenantIsDomain {
+		return true
+	}
+	tid, err := m.client.TenantID(r.Context())
+	if err != nil {
+		m.log.Printf("cannot check the tenant of a session: %v", err)
+		return false
+	}
+	return strings.EqualFold(s.TID, tid)
 }
 
 // writeSession seals s into the session cookie (split into chunks when
@@ -46,7 +78,7 @@ func (m *Middleware) writeSession(w http.ResponseWriter, r *http.Request, s *ses
 	if err != nil {
 		return err
 	}
-	sealed, err := m.sealer.Seal(plain, m.cookie.Name, time.Unix(s.Expires, 0))
+	sealed, err := m.sealer.Seal(plain, m.sessionAAD, time.Unix(s.Expires, 0))
 	if err != nil {
 		return err
 	}

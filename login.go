@@ -73,7 +73,7 @@ func (m *Middleware) startLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := m.loginCookieName(st.State)
-	sealed, err := m.sealer.Seal(plain, name, m.now().Add(loginLifetime))
+	sealed, err := m.sealer.Seal(plain, m.loginAAD(name), m.now().Add(loginLifetime))
 	if err != nil {
 		m.writeError(w, r, internalProblem())
 		return
@@ -95,10 +95,6 @@ func (m *Middleware) serveCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	st, ok := m.consumeLoginState(w, r, q.Get("state"))
-	if e := q.Get("error"); e != "" {
-		m.writeError(w, r, callbackErrorProblem(e, q.Get("error_description"), st))
-		return
-	}
 	if !ok {
 		if m.openSession(r) != nil {
 			// A callback opened again (the back button, a reload) by a user
@@ -106,6 +102,9 @@ func (m *Middleware) serveCallback(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/", http.StatusFound)
 			return
 		}
+		// Whatever error and description the URL carries are not shown:
+		// without a sign-in of this browser behind it, anyone could have
+		// written them ("your account is locked, call ...").
 		m.writeError(w, r, &problem{
 			Status:  http.StatusBadRequest,
 			Title:   "Sign-in expired",
@@ -113,6 +112,10 @@ func (m *Middleware) serveCallback(w http.ResponseWriter, r *http.Request) {
 			Code:    "invalid_state",
 			Retry:   "/",
 		})
+		return
+	}
+	if e := q.Get("error"); e != "" {
+		m.writeError(w, r, callbackErrorProblem(e, q.Get("error_description"), st))
 		return
 	}
 	code := q.Get("code")
@@ -238,7 +241,7 @@ func (m *Middleware) consumeLoginState(w http.ResponseWriter, r *http.Request, s
 		return nil, false
 	}
 	http.SetCookie(w, m.loginCookie(name, "", -1))
-	plain, err := m.sealer.Open(c.Value, name, m.now())
+	plain, err := m.sealer.Open(c.Value, m.loginAAD(name), m.now())
 	if err != nil {
 		return nil, false
 	}
@@ -257,6 +260,12 @@ func (m *Middleware) consumeLoginState(w http.ResponseWriter, r *http.Request, s
 
 func (m *Middleware) loginCookieName(state string) string {
 	return m.loginPrefix + state[:12]
+}
+
+// loginAAD binds a login-state cookie, like the session, to its name and
+// to the app registration that started the sign-in.
+func (m *Middleware) loginAAD(name string) string {
+	return name + "\x00" + m.sessionAAD
 }
 
 // loginCookie is scoped to the callback path, so that it travels with no

@@ -86,7 +86,7 @@ func (m *Middleware) upstreamProblem(err error) *problem {
 }
 
 // callbackErrorProblem explains an error Entra ID sent back to the callback
-// (the user cancelled, consent is missing, ...).
+// of this browser's sign-in st (the user cancelled, consent is missing, ...).
 func callbackErrorProblem(code, description string, st *loginState) *problem {
 	p := &problem{
 		Status:  http.StatusBadGateway,
@@ -95,7 +95,7 @@ func callbackErrorProblem(code, description string, st *loginState) *problem {
 		Code:    code,
 		AADSTS:  aadstsCode(description),
 		TraceID: traceID(description),
-		Retry:   "/",
+		Retry:   st.ReturnURL,
 	}
 	if code == "access_denied" {
 		p.Status = http.StatusForbidden
@@ -103,9 +103,6 @@ func callbackErrorProblem(code, description string, st *loginState) *problem {
 	}
 	if p.Message == "" {
 		p.Message = "Microsoft Entra ID answered with the error " + code + "."
-	}
-	if st != nil {
-		p.Retry = st.ReturnURL
 	}
 	return p
 }
@@ -218,7 +215,7 @@ func sameOrigin(r *http.Request) bool {
 // who they are signed in as and offers to sign out, never a redirect back to
 // Entra ID, which would sign the same user in again and loop.
 func (m *Middleware) forbidden(w http.ResponseWriter, r *http.Request, s *session.Session, why string) {
-	m.log.Printf("access refused to %s (%s) for %s: %s", s.OID, s.PreferredUsername, r.URL.Path, why)
+	m.log.Printf("access refused to %s (%q) for %q: %s", s.OID, s.PreferredUsername, r.URL.Path, why)
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	if wantsJSON(r) || !isNavigation(r) {

@@ -136,12 +136,18 @@ type Middleware struct {
 	api            *entraid.AccessPolicy
 	requiredScopes []string
 	// sessionKey names the session cookie and secret, which routers share.
-	sessionKey   string
-	cookie       session.CookieOptions // the session cookie
-	loginPrefix  string                // login-state cookie names start with this
-	authHost     string
-	cookieDomain string
-	insecure     bool
+	sessionKey string
+	// sessionAAD binds sessions to the cookie and the app registration
+	// (session.AAD): sessions are sealed and opened under it.
+	sessionAAD string
+	// tenantIsDomain is set when tenantID is a verified domain: a session's
+	// tid must then be the tenant ID that the domain's discovery names.
+	tenantIsDomain bool
+	cookie         session.CookieOptions // the session cookie
+	loginPrefix    string                // login-state cookie names start with this
+	authHost       string
+	cookieDomain   string
+	insecure       bool
 	// cache is this middleware's scope in the session cache.
 	cache *cacheScope
 }
@@ -189,6 +195,8 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 		authHost:       s.authHost,
 		cookieDomain:   s.cookieDomain,
 		insecure:       s.insecureCookies,
+		sessionAAD:     session.AAD(s.cookieName, s.entra.AuthorityHost, s.entra.Tenant, s.entra.ClientID),
+		tenantIsDomain: !entraid.IsGUID(s.entra.Tenant) && !isMultiTenant(s.entra.Tenant),
 	}
 	m.strippedSet = map[string]bool{}
 	for _, name := range m.stripped {
@@ -219,7 +227,8 @@ func (m *Middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request) (pass bool) {
 	defer func() {
 		if v := recover(); v != nil {
-			m.log.Printf("internal error on %s %s: %v", r.Method, r.URL.Path, v)
+			// Quoted: a decoded path may hold CR LF, which would forge log lines.
+			m.log.Printf("internal error on %s %q: %v", r.Method, r.URL.Path, v)
 			m.writeError(w, r, internalProblem())
 			pass = false
 		}

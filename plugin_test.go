@@ -403,14 +403,14 @@ func TestABadSessionCookieMeansSignInAgain(t *testing.T) {
 		t.Fatal("no session cookie after sign-in")
 	}
 	foreign, _ := session.NewSealer("another-secret-of-at-least-32-chars!", nil)
-	sealedElsewhere, _ := foreign.Seal([]byte(`{}`), "entraauth_main", time.Now().Add(time.Hour))
-	plain, err := st.mw.sealer.Open(value, "entraauth_main", time.Now())
+	sealedElsewhere, _ := foreign.Seal([]byte(`{}`), st.mw.sessionAAD, time.Now().Add(time.Hour))
+	plain, err := st.mw.sealer.Open(value, st.mw.sessionAAD, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The same content sealed for a login-state cookie must not open as
 	// the session: the cookie name is authenticated.
-	sealedForLogin, _ := st.mw.sealer.Seal(plain, "entraauth_main_login_abcdefghijkl", time.Now().Add(time.Hour))
+	sealedForLogin, _ := st.mw.sealer.Seal(plain, st.mw.loginAAD("entraauth_main_login_abcdefghijkl"), time.Now().Add(time.Hour))
 
 	tests := []struct {
 		name    string

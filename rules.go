@@ -2,6 +2,7 @@ package entraauth
 
 import (
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 
@@ -12,7 +13,8 @@ import (
 // satisfied; within a list, one match is enough. With no lists, every user
 // signed in to an allowed tenant passes.
 type rules struct {
-	users        map[string]bool // lower-case object IDs and user names
+	users        map[string]bool // lower-case object IDs
+	userNames    map[string]bool // lower-case preferred_username values: mutable, see the readme
 	groups       []string        // group object IDs, lower-case
 	roles        []string        // app role values, as written
 	emailDomains []string        // lower-case domains
@@ -20,7 +22,7 @@ type rules struct {
 }
 
 func (r *rules) empty() bool {
-	return len(r.users) == 0 && len(r.groups) == 0 && len(r.roles) == 0 && len(r.emailDomains) == 0 && len(r.tenants) == 0
+	return len(r.users) == 0 && len(r.userNames) == 0 && len(r.groups) == 0 && len(r.roles) == 0 && len(r.emailDomains) == 0 && len(r.tenants) == 0
 }
 
 // allow reports whether s satisfies the rules, and if not, which rule
@@ -29,7 +31,7 @@ func (r *rules) allow(s *session.Session) (bool, string) {
 	if len(r.tenants) > 0 && !r.tenants[strings.ToLower(s.TID)] {
 		return false, "the user's tenant is not in allowedTenants"
 	}
-	if len(r.users) > 0 && !r.users[strings.ToLower(s.OID)] && !r.users[strings.ToLower(s.PreferredUsername)] {
+	if (len(r.users) > 0 || len(r.userNames) > 0) && !r.users[strings.ToLower(s.OID)] && !r.userNames[strings.ToLower(s.PreferredUsername)] {
 		return false, "the user is not in allowedUsers"
 	}
 	if len(r.groups) > 0 && !intersects(r.groups, s.Groups, true) {
@@ -78,18 +80,19 @@ func (e *exclusions) empty() bool {
 }
 
 // match reports whether r needs no sign-in. A path that is not clean
-// ("/public/../admin") never matches a prefix: the upstream might resolve it
-// outside the excluded tree.
+// ("/public/../admin"), or holds a backslash or an encoded slash, never
+// matches: the upstream might resolve it outside the excluded tree (IIS and
+// ASP.NET read "\\" as "/", some servers decode "%2F").
 func (e *exclusions) match(r *http.Request) bool {
 	if e.methods[r.Method] {
 		return true
 	}
 	p := r.URL.Path
+	if len(e.exact) == 0 && len(e.prefixes) == 0 || !plainPath(r.URL) {
+		return false
+	}
 	if e.exact[p] {
 		return true
-	}
-	if len(e.prefixes) == 0 || path.Clean(p) != p && path.Clean(p)+"/" != p {
-		return false
 	}
 	for _, prefix := range e.prefixes {
 		if strings.HasPrefix(p, prefix) {
@@ -97,4 +100,14 @@ func (e *exclusions) match(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// plainPath reports whether u's path means the same to every server: clean,
+// with no backslash (raw or encoded: Path is decoded) and no encoded slash.
+func plainPath(u *url.URL) bool {
+	p := u.Path
+	if c := path.Clean(p); c != p && c+"/" != p {
+		return false
+	}
+	return !strings.Contains(p, "\\") && !strings.Contains(strings.ToLower(u.RawPath), "%2f")
 }

@@ -31,26 +31,24 @@ func guard(t *testing.T, change func(c *Config)) (*Middleware, *http.Header) {
 	return h.(*Middleware), got
 }
 
-// sessionCookie seals s the way a sign-in would.
+// sessionCookie seals s the way a sign-in would: through the middleware's
+// own writeSession, so that the cookie carries whatever binds a session to
+// its middleware. An unset IssuedAt is now and an unset Expires an hour
+// from now.
 func sessionCookie(t *testing.T, m *Middleware, s *session.Session) string {
 	t.Helper()
+	if s.IssuedAt == 0 {
+		s.IssuedAt = time.Now().Unix()
+	}
 	if s.Expires == 0 {
 		s.Expires = time.Now().Add(time.Hour).Unix()
 	}
-	plain, err := s.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealed, err := m.sealer.Seal(plain, m.cookie.Name, time.Unix(s.Expires, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := http.Header{}
-	if err := session.SetChunked(h, nil, m.cookie, sealed); err != nil {
+	w := httptest.NewRecorder()
+	if err := m.writeSession(w, nil, s); err != nil {
 		t.Fatal(err)
 	}
 	var pairs []string
-	for _, c := range (&http.Response{Header: h}).Cookies() {
+	for _, c := range w.Result().Cookies() {
 		pairs = append(pairs, c.Name+"="+c.Value)
 	}
 	return strings.Join(pairs, "; ")
@@ -100,6 +98,18 @@ func TestRules(t *testing.T) {
 		{"allowedUsers matches the user name, any case", func(c *Config) { c.AllowedUsers = []string{"ALICE@contoso.example"} }, aliceSession(), true},
 		{"allowedUsers refuses someone else", func(c *Config) { c.AllowedUsers = []string{"bob@contoso.example"} }, aliceSession(), false},
 		{"allowedUsers from a label string", func(c *Config) { c.AllowedUsers = []string{"bob@contoso.example,alice@contoso.example"} }, aliceSession(), true},
+		{"an object ID in allowedUsers never matches a user name", func(c *Config) { c.AllowedUsers = []string{alice.OID} }, func() *session.Session {
+			s := aliceSession()
+			s.OID = "99999999-0000-4000-8000-000000000009"
+			s.PreferredUsername = alice.OID
+			return s
+		}(), false},
+		{"a user name in allowedUsers never matches an object ID", func(c *Config) { c.AllowedUsers = []string{"alice@contoso.example"} }, func() *session.Session {
+			s := aliceSession()
+			s.OID = "alice@contoso.example"
+			s.PreferredUsername = "mallory@contoso.example"
+			return s
+		}(), false},
 
 		{"allowedGroups matches one group", func(c *Config) { c.AllowedGroups = []string{strings.ToUpper(alice.Groups[1])} }, aliceSession(), true},
 		{"allowedGroups refuses other groups", func(c *Config) { c.AllowedGroups = []string{"a1b2c3d4-0000-4000-8000-000000000009"} }, aliceSession(), false},

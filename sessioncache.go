@@ -185,7 +185,7 @@ var commonHeaders = []string{
 // out, and hashed to keep keys short: if authorize's signed-in decision
 // comes to depend on more of the configuration, it must be added here.
 func newCacheScope(m *Middleware) *cacheScope {
-	config := fmt.Sprintf("%s\x00%s\x00%v\x00%v", m.cookie.Name, m.loginPrefix, m.headers, m.rules)
+	config := fmt.Sprintf("%q\x00%s\x00%v\x00%v\x00%v", m.sessionAAD, m.loginPrefix, m.lifetime, m.headers, m.rules)
 	c := &cacheScope{
 		prefix:  fmt.Sprintf("r%p:%s:", m.sealer, digest(config)),
 		special: m.api != nil || !m.exclusions.empty(),
@@ -220,10 +220,12 @@ func refuseCached(m *Middleware, r *http.Request) bool {
 }
 
 // sessionCachePrefix starts the keys of m's opened session cookies: the
-// sealer (see newCacheScope) and the cookie name, which is the sealed
-// value's additional data.
+// sealer (see newCacheScope) and the sealed value's additional data, which
+// names the cookie and binds it to the app registration. Middlewares that
+// share them open the same cookie alike, except for their lifetimes, which
+// openSession applies to every hit (sessionEnd).
 func sessionCachePrefix(m *Middleware) string {
-	return fmt.Sprintf("s%p:%s:", m.sealer, m.cookie.Name)
+	return fmt.Sprintf("s%p:%q:", m.sealer, m.sessionAAD)
 }
 
 // passCached prepares a signed-in request for the upstream from the
@@ -285,7 +287,7 @@ func rememberSignedIn(m *Middleware, c *cacheScope, r *http.Request, s *session.
 	if c == nil || len(lines) != 1 || len(values) != len(m.headers) {
 		return
 	}
-	e := &cacheEntry{sealer: m.sealer, expires: s.Expires}
+	e := &cacheEntry{sealer: m.sealer, expires: m.sessionEnd(s)}
 	for i, hc := range m.headers {
 		if values[i] != "" {
 			e.names = append(e.names, hc.name)

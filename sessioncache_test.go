@@ -50,7 +50,7 @@ func sealCookie(t testing.TB, m *Middleware, s *session.Session) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealed, err := m.sealer.Seal(plain, m.cookie.Name, time.Unix(s.Expires, 0))
+	sealed, err := m.sealer.Seal(plain, m.sessionAAD, time.Unix(s.Expires, 0))
 	if err != nil {
 		t.Fatal(err)
 	}

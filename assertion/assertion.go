@@ -131,7 +131,7 @@ func Audience(authorityHost string) string {
 		host = u.Hostname()
 	}
 	switch strings.ToLower(strings.TrimSuffix(host, ".")) {
-	case "login.microsoftonline.us":
+	case "login.microsoftonline.us", "login.usgovcloudapi.net":
 		return AudienceUSGov
 	case "login.partner.microsoftonline.cn", "login.chinacloudapi.cn":
 		return AudienceChina

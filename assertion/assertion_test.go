@@ -171,6 +171,8 @@ func TestAudience(t *testing.T) {
 		{"https://login.partner.microsoftonline.cn", assertion.AudienceChina},
 		{"https://login.chinacloudapi.cn", assertion.AudienceChina},
 		{"login.microsoftonline.us", assertion.AudienceUSGov},
+		{"https://login.usgovcloudapi.net", assertion.AudienceUSGov},
+		{"https://login.microsoft.com", assertion.AudiencePublic},
 		{"http://127.0.0.1:8080", assertion.AudiencePublic},
 	}
 	for _, tt := range tests {

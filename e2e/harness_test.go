@@ -300,6 +300,18 @@ type traefik struct {
 	revision int
 	cmd      *exec.Cmd
 	exited   chan struct{}
+	// expected are log texts of failures a test provokes on purpose (a
+	// configuration New must refuse): lines holding one are no plugin
+	// failure.
+	expected []string
+}
+
+// expectLogLines tells the log checks that lines containing text are a
+// failure the test provokes.
+func (tr *traefik) expectLogLines(text string) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.expected = append(tr.expected, text)
 }
 
 // startTraefik runs Traefik with the plugin from this repository and waits
@@ -679,7 +691,16 @@ func (tr *traefik) origin(host string) string {
 func (tr *traefik) badLogLine() string {
 	b, _ := os.ReadFile(tr.logFile)
 	out, _ := os.ReadFile(filepath.Join(tr.dir, "stdout.log"))
+	tr.mu.Lock()
+	expected := append([]string(nil), tr.expected...)
+	tr.mu.Unlock()
+lines:
 	for _, line := range strings.Split(string(b)+"\n"+string(out), "\n") {
+		for _, e := range expected {
+			if strings.Contains(line, e) {
+				continue lines
+			}
+		}
 		if isPluginFailure(line) {
 			return line
 		}

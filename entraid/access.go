@@ -63,7 +63,7 @@ func (c *Client) VerifyAccessToken(ctx context.Context, raw string, p AccessPoli
 	if err != nil {
 		return nil, err
 	}
-	key, err := c.signingKey(ctx, md.JWKSURI, tok.Header.Kid)
+	key, err := c.signingKey(ctx, md.JWKSURI, tok.Header.Kid, false)
 	if err != nil {
 		if errors.Is(err, ErrUnavailable) {
 			return nil, err

@@ -17,6 +17,9 @@ type Metadata struct {
 	TokenEndpoint         string
 	JWKSURI               string
 	EndSessionEndpoint    string
+	// GraphHost is the Microsoft Graph host the tenant names
+	// (msgraph_host), when it is one of its cloud's.
+	GraphHost string
 }
 
 // discoveryDoc is the part of the OpenID configuration this package reads.
@@ -27,6 +30,7 @@ type discoveryDoc struct {
 	JWKSURI               string   `json:"jwks_uri"`
 	EndSessionEndpoint    string   `json:"end_session_endpoint"`
 	SigningAlgs           []string `json:"id_token_signing_alg_values_supported"`
+	GraphHost             string   `json:"msgraph_host"`
 }
 
 // Metadata returns the tenant's endpoints, fetching
@@ -41,6 +45,22 @@ func (c *Client) Metadata(ctx context.Context) (*Metadata, error) {
 	}
 	cp := *md
 	return &cp, nil
+}
+
+// TenantID returns the tenant ID (a GUID, lower case) that this client's
+// tokens carry in tid: the configured one or, for a tenant configured by a
+// verified domain, the one the domain's discovery issuer names (fetched
+// like Metadata). It is "" for organizations, common and consumers, whose
+// tokens come from many tenants.
+func (c *Client) TenantID(ctx context.Context) (string, error) {
+	switch c.tenantKind {
+	case tenantGUID:
+		return c.tenant, nil
+	case tenantMulti:
+		return "", nil
+	}
+	_, tid, err := c.metadata(ctx)
+	return tid, err
 }
 
 // metadata returns the cached document (not a copy) and, for a domain
@@ -95,6 +115,7 @@ func (c *Client) fetchMetadata(ctx context.Context) (*Metadata, string, error) {
 		JWKSURI:               doc.JWKSURI,
 		EndSessionEndpoint:    doc.EndSessionEndpoint,
 	}
+	md.GraphHost = c.announcedGraphHost(doc.GraphHost)
 	for _, f := range []struct{ name, value string }{
 		{"authorization_endpoint", md.AuthorizationEndpoint},
 		{"token_endpoint", md.TokenEndpoint},
@@ -118,8 +139,7 @@ func (c *Client) fetchMetadata(ctx context.Context) (*Metadata, string, error) {
 	return md, tid, nil
 }
 
-// checkEndpoint accepts absolute https URLs, and http ones only when the
-// authority host itself is plain http (a loopback test tenant).
+// checkEndpoint accepts absolute URLs on the authority (onAuthority).
 func (c *Client) checkEndpoint(raw string) error {
 	if raw == "" {
 		return fmt.Errorf("missing")
@@ -128,8 +148,8 @@ func (c *Client) checkEndpoint(raw string) error {
 	if err != nil {
 		return err
 	}
-	if u.Host == "" || !(u.Scheme == "https" || u.Scheme == "http" && strings.HasPrefix(c.host, "http://")) {
-		return fmt.Errorf("not an absolute https URL")
+	if u.Host == "" || !c.onAuthority(u) {
+		return fmt.Errorf("not on the authority host %s: endpoints elsewhere would receive the app's credentials or users", c.host)
 	}
 	return nil
 }

@@ -102,10 +102,15 @@ func TestMetadataFailures(t *testing.T) {
 		{"HTML is unavailable", entraidtest.Fault{Status: 200, Body: "<html>captive portal</html>"}, "", "is not an OpenID configuration"},
 		{"a JSON array is unavailable", entraidtest.Fault{Status: 200, Body: `[]`}, "", "is not an OpenID configuration"},
 		{"missing endpoints are unavailable", entraidtest.Fault{Status: 200, Body: `{"issuer":"x"}`}, "", "authorization_endpoint \"\": missing"},
-		{"a relative endpoint is unavailable", entraidtest.Fault{Status: 200, Body: `{"issuer":"https://h/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d/v2.0","authorization_endpoint":"/authorize","token_endpoint":"https://h/t","jwks_uri":"https://h/k"}`}, "", "authorization_endpoint \"/authorize\": not an absolute https URL"},
-		{"a non-RS256 tenant is unavailable", entraidtest.Fault{Status: 200, Body: `{"issuer":"https://h/x/v2.0","authorization_endpoint":"https://h/a","token_endpoint":"https://h/t","jwks_uri":"https://h/k","id_token_signing_alg_values_supported":["ES256"]}`}, "", "not signed with RS256"},
-		{"an issuer of another tenant is unavailable", entraidtest.Fault{Status: 200, Body: `{"issuer":"https://h/99999999-9999-4999-8999-999999999999/v2.0","authorization_endpoint":"https://h/a","token_endpoint":"https://h/t","jwks_uri":"https://h/k"}`}, "", "names tenant 99999999-9999-4999-8999-999999999999"},
-		{"an issuer of another shape is unavailable", entraidtest.Fault{Status: 200, Body: `{"issuer":"https://sts.windows.net/x/","authorization_endpoint":"https://h/a","token_endpoint":"https://h/t","jwks_uri":"https://h/k"}`}, "", "not of the form"},
+		{"a relative endpoint is unavailable", entraidtest.Fault{Status: 200, Body: `{"issuer":"https://h/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d/v2.0","authorization_endpoint":"/authorize","token_endpoint":"AUTH/t","jwks_uri":"AUTH/k"}`}, "", "authorization_endpoint \"/authorize\": not on the authority host"},
+		{"a token endpoint on another host is unavailable", entraidtest.Fault{Status: 200, Body: `{"issuer":"AUTH/TENANT/v2.0","authorization_endpoint":"AUTH/a","token_endpoint":"https://attacker.example/TENANT/oauth2/v2.0/token","jwks_uri":"AUTH/k"}`}, "", "token_endpoint \"https://attacker.example/TENANT/oauth2/v2.0/token\": not on the authority host"},
+		{"a token endpoint on another port is unavailable", entraidtest.Fault{Status: 200, Body: `{"issuer":"AUTH/TENANT/v2.0","authorization_endpoint":"AUTH/a","token_endpoint":"http://127.0.0.1:1/t","jwks_uri":"AUTH/k"}`}, "", "token_endpoint \"http://127.0.0.1:1/t\": not on the authority host"},
+		{"keys on another host are unavailable", entraidtest.Fault{Status: 200, Body: `{"issuer":"AUTH/TENANT/v2.0","authorization_endpoint":"AUTH/a","token_endpoint":"AUTH/t","jwks_uri":"https://attacker.example/keys"}`}, "", "jwks_uri \"https://attacker.example/keys\": not on the authority host"},
+		{"an end-session endpoint on another host is unavailable", entraidtest.Fault{Status: 200, Body: `{"issuer":"AUTH/TENANT/v2.0","authorization_endpoint":"AUTH/a","token_endpoint":"AUTH/t","jwks_uri":"AUTH/k","end_session_endpoint":"https://attacker.example/logout"}`}, "", "end_session_endpoint \"https://attacker.example/logout\": not on the authority host"},
+		{"an authorization endpoint with user info is unavailable", entraidtest.Fault{Status: 200, Body: `{"issuer":"AUTH/TENANT/v2.0","authorization_endpoint":"http://user@127.0.0.1:1/a","token_endpoint":"AUTH/t","jwks_uri":"AUTH/k"}`}, "", "not on the authority host"},
+		{"a non-RS256 tenant is unavailable", entraidtest.Fault{Status: 200, Body: `{"issuer":"AUTH/x/v2.0","authorization_endpoint":"AUTH/a","token_endpoint":"AUTH/t","jwks_uri":"AUTH/k","id_token_signing_alg_values_supported":["ES256"]}`}, "", "not signed with RS256"},
+		{"an issuer of another tenant is unavailable", entraidtest.Fault{Status: 200, Body: `{"issuer":"AUTH/99999999-9999-4999-8999-999999999999/v2.0","authorization_endpoint":"AUTH/a","token_endpoint":"AUTH/t","jwks_uri":"AUTH/k"}`}, "", "names tenant 99999999-9999-4999-8999-999999999999"},
+		{"an issuer of another shape is unavailable", entraidtest.Fault{Status: 200, Body: `{"issuer":"https://sts.windows.net/x/","authorization_endpoint":"AUTH/a","token_endpoint":"AUTH/t","jwks_uri":"AUTH/k"}`}, "", "not of the form"},
 	}
 	for _, tt := range tests {
 		f := newFixture(t, entraidtest.Options{}, func(c *Config) {
@@ -113,10 +118,14 @@ func TestMetadataFailures(t *testing.T) {
 				c.Tenant = tt.tenant
 			}
 		})
-		f.tenant.SetFault(entraidtest.Discovery, tt.fault)
+		// AUTH stands for the fake's authority, TENANT for its tenant ID.
+		fault := tt.fault
+		fault.Body = strings.NewReplacer("AUTH", f.tenant.URL, "TENANT", f.tenant.TenantID).Replace(fault.Body)
+		f.tenant.SetFault(entraidtest.Discovery, fault)
 		_, err := f.client.Metadata(context.Background())
-		if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), tt.wantErr) {
-			t.Errorf("%s: error %v, want ErrUnavailable containing %q", tt.name, err, tt.wantErr)
+		wantErr := strings.Replace(tt.wantErr, "TENANT", f.tenant.TenantID, -1)
+		if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("%s: error %v, want ErrUnavailable containing %q", tt.name, err, wantErr)
 		}
 	}
 }

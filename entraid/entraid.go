@@ -58,8 +58,9 @@ var (
 // by NewClient.
 type Config struct {
 	// AuthorityHost is the cloud's login host, e.g. the default
-	// "https://login.microsoftonline.com". A trailing slash is allowed. Plain
-	// http is accepted only for loopback hosts, for tests.
+	// "https://login.microsoftonline.com": one of Microsoft's sign-in hosts
+	// (see CheckAuthorityHost), or a loopback address for tests. A trailing
+	// slash is allowed.
 	AuthorityHost string
 	// Tenant is a tenant ID (GUID), a verified domain such as
 	// "contoso.onmicrosoft.com", or "organizations", "common" or "consumers"
@@ -87,7 +88,8 @@ type Config struct {
 
 // Client talks to one tenant for one app. It is safe for concurrent use.
 type Client struct {
-	host        string // authority host without trailing slash
+	host        string // authority host: scheme://host, lower case
+	cloud       *cloud // nil for a loopback test tenant
 	tenant      string // as configured, lower-cased
 	tenantKind  tenantKind
 	allowed     map[string]bool
@@ -113,6 +115,7 @@ type Client struct {
 	keys         jwt.KeySet
 	keysExpires  time.Time
 	keysFetched  time.Time // last fetch attempt, for the refetch rate limit
+	keyFetches   int64     // fetch attempts so far (atomic), see signingKey
 	keysErr      error
 	keysErrUntil time.Time
 }
@@ -127,13 +130,14 @@ const (
 
 // NewClient checks cfg and returns a client. It does no network I/O.
 func NewClient(cfg Config) (*Client, error) {
-	host, err := authorityHost(cfg.AuthorityHost)
+	host, err := CheckAuthorityHost(cfg.AuthorityHost)
 	if err != nil {
 		return nil, err
 	}
 	tenant := strings.ToLower(strings.TrimSpace(cfg.Tenant))
 	c := &Client{
 		host:       host,
+		cloud:      cloudOf(host),
 		tenant:     tenant,
 		clientID:   strings.TrimSpace(cfg.ClientID),
 		credential: cfg.Credential,
@@ -209,27 +213,8 @@ func NewClient(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// authorityHost validates and normalizes the authority host.
-func authorityHost(raw string) (string, error) {
-	raw = strings.TrimSpace(raw)
-	if raw == "" {
-		return DefaultAuthorityHost, nil
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", fmt.Errorf("entraid: AuthorityHost %q: %v", raw, err)
-	}
-	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.Trim(u.Path, "/") != "" {
-		return "", fmt.Errorf("entraid: AuthorityHost %q must be a scheme and host only, e.g. %s (the tenant goes in Tenant)", raw, DefaultAuthorityHost)
-	}
-	if u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())) {
-		return "", fmt.Errorf("entraid: AuthorityHost %q must use https", raw)
-	}
-	return u.Scheme + "://" + u.Host, nil
-}
-
 func isLoopback(host string) bool {
-	if host == "localhost" {
+	if strings.EqualFold(host, "localhost") {
 		return true
 	}
 	ip := net.ParseIP(host)

@@ -11,6 +11,9 @@ import (
 // JSON body. Show AADSTS, TraceID and CorrelationID to whoever has to fix
 // it: Microsoft support and the sign-in logs find a request by them.
 type Error struct {
+	// Endpoint names who answered, for Error: "" for the token endpoint,
+	// or e.g. "Microsoft Graph".
+	Endpoint      string
 	StatusCode    int    // HTTP status
 	Code          string // OAuth "error", e.g. "invalid_grant"
 	Description   string // "error_description", may span several lines
@@ -48,9 +51,14 @@ func parseError(status int, body []byte) *Error {
 }
 
 // Error returns "entraid: token endpoint: <error>: <first line of the
-// description>". The other lines repeat the trace and correlation IDs.
+// description>" (or the Endpoint that answered in place of "token
+// endpoint"). The other lines repeat the trace and correlation IDs.
 func (e *Error) Error() string {
-	msg := "entraid: token endpoint: " + e.Code
+	endpoint := e.Endpoint
+	if endpoint == "" {
+		endpoint = "token endpoint"
+	}
+	msg := "entraid: " + endpoint + ": " + e.Code
 	if d := firstLine(e.Description); d != "" {
 		msg += ": " + d
 	} else {

@@ -17,21 +17,18 @@ const GraphScope = "User.Read"
 // beyond any real membership list, and a loop of nextLinks must end.
 const maxGraphPages = 50
 
-// graphHosts maps authority hosts to their cloud's Microsoft Graph.
-var graphHosts = map[string]string{
-	"https://login.microsoftonline.com":        "https://graph.microsoft.com",
-	"https://login.microsoftonline.us":         "https://graph.microsoft.us",
-	"https://login.partner.microsoftonline.cn": "https://microsoftgraph.chinacloudapi.cn",
-	"https://login.chinacloudapi.cn":           "https://microsoftgraph.chinacloudapi.cn",
-}
-
-// graphBase is the Microsoft Graph host of the client's cloud. A loopback
-// authority (a test tenant) serves Graph itself.
-func (c *Client) graphBase() string {
-	if g := graphHosts[c.host]; g != "" {
-		return g
+// graphBase is the Microsoft Graph of the client's cloud: the host its
+// discovery names, when it is one of the cloud's (DoD tenants have their
+// own), else the cloud's default. A loopback authority (a test tenant)
+// serves Graph itself. The access token goes there, never elsewhere.
+func (c *Client) graphBase(md *Metadata) string {
+	if c.cloud == nil {
+		return c.host
 	}
-	return c.host
+	if md != nil && md.GraphHost != "" {
+		return "https://" + md.GraphHost
+	}
+	return c.cloud.graph
 }
 
 // Named, flat types: Yaegi's encoding/json handles them reliably.
@@ -64,13 +61,18 @@ type graphInnerError struct {
 // user is a member of, directly or through other groups, asking Microsoft
 // Graph with the access token from the sign-in (which must carry
 // User.Read). It is what a groups overage calls for: Entra ID leaves the
-// groups out of tokens for users in more than 200. Graph's refusals are
-// *Error; an unreachable Graph or a malformed answer is ErrUnavailable.
+// groups out of tokens for users in more than 200. Graph's error answers,
+// 5xx included, are *Error; an unreachable Graph or an answer without
+// Graph's error body is ErrUnavailable.
 func (c *Client) GroupMemberships(ctx context.Context, accessToken string) ([]string, error) {
 	if accessToken == "" {
-		return nil, &Error{StatusCode: http.StatusUnauthorized, Code: "InvalidAuthenticationToken", Description: "the sign-in returned no access token for Microsoft Graph"}
+		return nil, &Error{Endpoint: "Microsoft Graph", StatusCode: http.StatusUnauthorized, Code: "InvalidAuthenticationToken", Description: "the sign-in returned no access token for Microsoft Graph"}
 	}
-	base := c.graphBase()
+	md, _, err := c.metadata(ctx)
+	if err != nil {
+		return nil, err
+	}
+	base := c.graphBase(md)
 	next := base + "/v1.0/me/transitiveMemberOf?" + url.Values{"$select": {"id"}, "$top": {"999"}}.Encode()
 	var groups []string
 	for page := 0; next != ""; page++ {
@@ -112,15 +114,17 @@ func (c *Client) graphGet(ctx context.Context, u, accessToken string) (*graphPag
 	if err != nil {
 		return nil, fmt.Errorf("%w: Microsoft Graph: %v", ErrUnavailable, err)
 	}
-	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
-		return nil, fmt.Errorf("%w: Microsoft Graph: HTTP %d", ErrUnavailable, resp.StatusCode)
-	}
 	if resp.StatusCode != http.StatusOK {
+		// Every error answer with Graph's error body keeps its code and
+		// request ID (serviceNotAvailable, activityLimitReached, ...), 5xx
+		// included: they are what an administrator searches for. Only an
+		// answer without one is a bare outage.
 		var eb graphErrorBody
 		if json.Unmarshal(body, &eb) != nil || eb.Error.Code == "" {
 			return nil, fmt.Errorf("%w: Microsoft Graph: HTTP %d", ErrUnavailable, resp.StatusCode)
 		}
 		e := &Error{
+			Endpoint:    "Microsoft Graph",
 			StatusCode:  resp.StatusCode,
 			Code:        eb.Error.Code,
 			Description: eb.Error.Message,

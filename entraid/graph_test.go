@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/tfa-plugin/entraauth/entraid/entraidtest"
@@ -75,6 +76,19 @@ func TestGroupMembershipsErrors(t *testing.T) {
 			t.Fatal("no error")
 		}
 	})
+	t.Run("a 5xx with Graph's error body keeps Graph's code and request ID", func(t *testing.T) {
+		f := graphFixture(t, 3)
+		f.tenant.SetFault(entraidtest.Graph, entraidtest.Fault{Status: http.StatusServiceUnavailable,
+			Body: `{"error":{"code":"serviceNotAvailable","message":"The service is temporarily unavailable.","innerError":{"date":"2026-12-01T05:00:00","request-id":"1f0c3a9e-7d2b-4c5e-9a8f-0b1c2d3e4f5a","client-request-id":"1f0c3a9e-7d2b-4c5e-9a8f-0b1c2d3e4f5a"}}}`})
+		_, err := f.client.GroupMemberships(context.Background(), f.tenant.GraphAccessToken("alice@contoso.example"))
+		e, ok := err.(*Error)
+		if !ok || e.StatusCode != http.StatusServiceUnavailable || e.Code != "serviceNotAvailable" || e.TraceID != "1f0c3a9e-7d2b-4c5e-9a8f-0b1c2d3e4f5a" {
+			t.Fatalf("err = %#v, want Graph's 503 serviceNotAvailable with its request ID", err)
+		}
+		if !strings.HasPrefix(e.Error(), "entraid: Microsoft Graph: serviceNotAvailable") {
+			t.Errorf("Error() = %q", e.Error())
+		}
+	})
 	t.Run("an outage is ErrUnavailable", func(t *testing.T) {
 		f := graphFixture(t, 3)
 		f.tenant.SetFault(entraidtest.Graph, entraidtest.Fault{Status: http.StatusServiceUnavailable})
@@ -94,18 +108,56 @@ func TestGroupMembershipsErrors(t *testing.T) {
 }
 
 func TestGraphBaseFollowsTheCloud(t *testing.T) {
+	// Every authority host the configuration accepts maps to its own
+	// cloud's Graph: the access token of a sign-in never goes elsewhere.
 	for authority, want := range map[string]string{
 		"https://login.microsoftonline.com":        "https://graph.microsoft.com",
+		"https://login.microsoft.com":              "https://graph.microsoft.com",
+		"https://login.windows.net":                "https://graph.microsoft.com",
+		"https://LOGIN.microsoftonline.com/":       "https://graph.microsoft.com",
 		"https://login.microsoftonline.us":         "https://graph.microsoft.us",
+		"https://login.usgovcloudapi.net":          "https://graph.microsoft.us",
 		"https://login.partner.microsoftonline.cn": "https://microsoftgraph.chinacloudapi.cn",
+		"https://login.chinacloudapi.cn":           "https://microsoftgraph.chinacloudapi.cn",
 		"http://127.0.0.1:8080":                    "http://127.0.0.1:8080",
+		"https://localhost:8443":                   "https://localhost:8443",
 	} {
 		c, err := NewClient(Config{AuthorityHost: authority, Tenant: "72f988bf-86f1-41af-91ab-2d7cd011db47", ClientID: "0f8e5a7c-1d2b-4c3d-9e8f-123456789abc", Credential: ClientSecret("x")})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := c.graphBase(); got != want {
+		if got := c.graphBase(nil); got != want {
 			t.Errorf("graphBase for %s = %s, want %s", authority, got, want)
+		}
+	}
+	for _, host := range []string{"https://login.microsoftonline.com", "https://login.windows.net", "https://login.microsoftonline.us"} {
+		if _, err := NewClient(Config{AuthorityHost: host, Tenant: "72f988bf-86f1-41af-91ab-2d7cd011db47", ClientID: "0f8e5a7c-1d2b-4c3d-9e8f-123456789abc", Credential: ClientSecret("x")}); err != nil {
+			t.Fatal(err)
+		}
+		if c := cloudOf(host); c == nil || !c.graphHosts[strings.TrimPrefix(c.graph, "https://")] {
+			t.Errorf("the default Graph of %s is not among its cloud's Graph hosts", host)
+		}
+	}
+}
+
+func TestGraphBaseTakesTheTenantsGraphOnlyWithinItsCloud(t *testing.T) {
+	us, err := NewClient(Config{AuthorityHost: "https://login.microsoftonline.us", Tenant: "72f988bf-86f1-41af-91ab-2d7cd011db47", ClientID: "0f8e5a7c-1d2b-4c3d-9e8f-123456789abc", Credential: ClientSecret("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := us.graphBase(&Metadata{GraphHost: "dod-graph.microsoft.us"}); got != "https://dod-graph.microsoft.us" {
+		t.Errorf("a DoD tenant's Graph: %s", got)
+	}
+	// Discovery's msgraph_host is kept only when it is one of the cloud's.
+	for _, tc := range []struct{ announced, want string }{
+		{"dod-graph.microsoft.us", "dod-graph.microsoft.us"},
+		{"Graph.Microsoft.US", "graph.microsoft.us"},
+		{"graph.microsoft.com", ""},
+		{"graph.attacker.example", ""},
+		{"", ""},
+	} {
+		if got := us.announcedGraphHost(tc.announced); got != tc.want {
+			t.Errorf("msgraph_host %q kept as %q, want %q", tc.announced, got, tc.want)
 		}
 	}
 }

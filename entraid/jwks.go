@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rsa"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/tfa-plugin/entraauth/jwt"
@@ -11,10 +12,20 @@ import (
 
 // signingKey returns the tenant key with the given kid. Keys are fetched
 // from jwks_uri on first use and after 24 hours. A kid not in the cached set
-// triggers one refetch, at most once per KeyRefetchInterval, because Entra
-// ID rolls keys over and a new kid is the normal sign of it; the limit
-// keeps forged kids from turning into a fetch per request.
-func (c *Client) signingKey(ctx context.Context, jwksURI, kid string) (*rsa.PublicKey, error) {
+// triggers a refetch, because Entra ID rolls keys over and a new kid is the
+// normal sign of it:
+//
+//   - for a token anyone can send (a bearer token), at most once per
+//     KeyRefetchInterval, so that forged kids do not turn into a fetch per
+//     request;
+//   - for an ID token the client has just received from the token endpoint
+//     over TLS (fromTokenEndpoint), always: the channel vouches for the
+//     issuer (OpenID Connect Core 3.1.3.7), so its kid cannot be forged,
+//     and an emergency rotation right after a forged bearer kid must not
+//     fail sign-ins for a minute. Callers that waited while another caller
+//     refetched use that fetch instead of making their own.
+func (c *Client) signingKey(ctx context.Context, jwksURI, kid string, fromTokenEndpoint bool) (*rsa.PublicKey, error) {
+	fetchesBefore := atomic.LoadInt64(&c.keyFetches)
 	if err := acquire(ctx, c.keySem); err != nil {
 		return nil, err
 	}
@@ -31,7 +42,8 @@ func (c *Client) signingKey(ctx context.Context, jwksURI, kid string) (*rsa.Publ
 		return k, nil
 	}
 	since := now.Sub(c.keysFetched)
-	if since >= c.keyRefetch {
+	fetchedMeanwhile := atomic.LoadInt64(&c.keyFetches) != fetchesBefore
+	if since >= c.keyRefetch || fromTokenEndpoint && !fetchedMeanwhile {
 		if err := c.fetchKeys(ctx, jwksURI, now); err != nil {
 			return nil, err
 		}
@@ -50,6 +62,7 @@ func (c *Client) fetchKeys(ctx context.Context, jwksURI string, now time.Time) e
 		return c.keysErr
 	}
 	c.keysFetched = now
+	atomic.AddInt64(&c.keyFetches, 1)
 	err := c.loadKeys(ctx, jwksURI, now)
 	if err != nil && ctx.Err() == nil {
 		c.keysErr = err

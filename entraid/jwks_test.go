@@ -38,18 +38,10 @@ func TestKeyRotation(t *testing.T) {
 		}
 		f.tenant.RotateKey(tt.keepOld)
 
-		// Within KeyRefetchInterval of the first fetch, a new kid is refused
-		// without asking the tenant again.
-		if err := f.verify(t); !errors.Is(err, ErrInvalidToken) || !strings.Contains(err.Error(), "unknown signing key") {
-			t.Errorf("%s: new kid right after the first fetch: %v, want unknown signing key", tt.name, err)
-		}
-		if n := f.jwksHits(); n != 1 {
-			t.Errorf("%s: %d JWKS fetches, want 1", tt.name, n)
-		}
-		// Once the interval has passed, the new kid triggers one refetch.
-		f.clock.Advance(time.Minute)
+		// An ID token from the token endpoint under a new kid refetches the
+		// keys at once, even right after the first fetch.
 		if err := f.verify(t); err != nil {
-			t.Errorf("%s: new kid after refetch: %v", tt.name, err)
+			t.Errorf("%s: new kid right after the first fetch: %v", tt.name, err)
 		}
 		if n := f.jwksHits(); n != 2 {
 			t.Errorf("%s: %d JWKS fetches, want 2", tt.name, n)
@@ -64,13 +56,21 @@ func TestKeyRotation(t *testing.T) {
 	}
 }
 
-func TestUnknownKidRefetchIsRateLimited(t *testing.T) {
+// bearer returns a genuine access token for an API of f's tenant, signed
+// under kid (the current key's when empty), and the policy that accepts it.
+func (f *fixture) bearer(kid string) (string, AccessPolicy) {
+	claims := f.tenant.APIAccessTokenClaims(f.tenant.Users[0], "api://jwks-test", "Items.Read")
+	header := map[string]interface{}{"alg": "RS256", "typ": "JWT", "kid": kid}
+	if kid == "" {
+		header["kid"] = f.tenant.KeyID()
+	}
+	return f.tenant.SignTokenWithHeader(header, claims), AccessPolicy{Audiences: []string{"api://jwks-test"}}
+}
+
+func TestUnknownKidRefetchIsRateLimitedForBearerTokens(t *testing.T) {
 	f := newFixture(t, entraidtest.Options{}, func(c *Config) { c.KeyRefetchInterval = 10 * time.Minute })
 	if err := f.verify(t); err != nil {
 		t.Fatal(err)
-	}
-	forge := func(kid string) string {
-		return f.tenant.SignTokenWithHeader(map[string]interface{}{"alg": "RS256", "typ": "JWT", "kid": kid}, f.tenant.IDTokenClaims(f.tenant.Users[0], "n"))
 	}
 	steps := []struct {
 		name      string
@@ -86,14 +86,76 @@ func TestUnknownKidRefetchIsRateLimited(t *testing.T) {
 	for _, s := range steps {
 		f.clock.Advance(s.advance)
 		for i := 0; i < s.tokens; i++ {
-			_, err := f.client.VerifyIDToken(context.Background(), forge("forged-"+s.name), "n")
-			if !errors.Is(err, ErrInvalidToken) || !strings.Contains(err.Error(), "unknown signing key") {
+			tok, policy := f.bearer("forged-" + s.name)
+			_, err := f.client.VerifyAccessToken(context.Background(), tok, policy)
+			if !errors.Is(err, ErrInvalidAccessToken) || !strings.Contains(err.Error(), "unknown signing key") {
 				t.Fatalf("%s: %v", s.name, err)
 			}
 		}
 		if n := f.jwksHits(); n != s.wantFetch {
 			t.Errorf("%s: %d JWKS fetches, want %d", s.name, n, s.wantFetch)
 		}
+	}
+}
+
+func TestAnEmergencyRotationRightAfterAForgedBearerKidDoesNotFailSignIns(t *testing.T) {
+	f := newFixture(t, entraidtest.Options{}, func(c *Config) { c.KeyRefetchInterval = 10 * time.Minute })
+	if err := f.verify(t); err != nil {
+		t.Fatal(err)
+	}
+	// A bearer token with a forged kid spends the rate-limited refetch...
+	f.clock.Advance(11 * time.Minute)
+	tok, policy := f.bearer("forged-by-an-attacker")
+	if _, err := f.client.VerifyAccessToken(context.Background(), tok, policy); !errors.Is(err, ErrInvalidAccessToken) {
+		t.Fatalf("forged bearer kid: %v", err)
+	}
+	if n := f.jwksHits(); n != 2 {
+		t.Fatalf("%d JWKS fetches after the forged kid, want 2", n)
+	}
+	// ...then Entra ID rotates to a brand-new key, and a user signs in at
+	// once: the ID token from the token endpoint refetches anyway.
+	f.tenant.RotateKey(false)
+	if err := f.verify(t); err != nil {
+		t.Fatalf("a sign-in right after the rotation: %v", err)
+	}
+	// Bearer tokens under the new key work too, without another fetch; a
+	// second forged bearer kid still causes none.
+	tok, policy = f.bearer("")
+	if _, err := f.client.VerifyAccessToken(context.Background(), tok, policy); err != nil {
+		t.Fatalf("a bearer token under the new key: %v", err)
+	}
+	tok, policy = f.bearer("forged-again")
+	f.client.VerifyAccessToken(context.Background(), tok, policy)
+	if n := f.jwksHits(); n != 3 {
+		t.Errorf("%d JWKS fetches, want 3", n)
+	}
+}
+
+func TestConcurrentSignInsUnderANewKidShareOneRefetch(t *testing.T) {
+	f := newFixture(t, entraidtest.Options{}, nil)
+	if err := f.verify(t); err != nil {
+		t.Fatal(err)
+	}
+	f.tenant.RotateKey(false)
+	f.tenant.SetFault(entraidtest.JWKS, entraidtest.Fault{Delay: 200 * time.Millisecond, Status: 0})
+	var wg sync.WaitGroup
+	errs := make(chan error, 10)
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- f.verify(t)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if n := f.jwksHits(); n != 2 {
+		t.Errorf("10 concurrent sign-ins under a new kid made %d JWKS fetches in all, want 2", n)
 	}
 }
 

@@ -41,6 +41,10 @@ type Claims struct {
 // skew), nonce (which must be the non-empty nonce of the authorization
 // request), tid and oid. Every failure wraps ErrInvalidToken and names the
 // check; a tenant that cannot be reached gives ErrUnavailable instead.
+//
+// raw must come straight from this client's token endpoint (Exchange): a
+// kid the cached keys lack then always refetches them (see signingKey).
+// Tokens from anyone else are bearer tokens (VerifyAccessToken).
 func (c *Client) VerifyIDToken(ctx context.Context, raw, nonce string) (*Claims, error) {
 	if nonce == "" {
 		return nil, fmt.Errorf("%w: nonce: no nonce to compare with", ErrInvalidToken)
@@ -67,7 +71,7 @@ func (c *Client) VerifyIDToken(ctx context.Context, raw, nonce string) (*Claims,
 	if err != nil {
 		return nil, err
 	}
-	key, err := c.signingKey(ctx, md.JWKSURI, tok.Header.Kid)
+	key, err := c.signingKey(ctx, md.JWKSURI, tok.Header.Kid, true)
 	if err != nil {
 		return nil, err
 	}

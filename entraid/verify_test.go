@@ -44,7 +44,7 @@ func TestVerifyIDToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := f.client.signingKey(ctx, md.JWKSURI, kid)
+	pub, err := f.client.signingKey(ctx, md.JWKSURI, kid, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // Session is what the session cookie holds: only what authorization and
@@ -35,6 +36,17 @@ type Session struct {
 	Claims   map[string]string `json:"c,omitempty"`
 	IssuedAt int64             `json:"i,omitempty"` // unix seconds
 	Expires  int64             `json:"x,omitempty"` // unix seconds
+}
+
+// AAD is the additional data a session is sealed under: the cookie that
+// carries it and the app registration that issued it, named by its
+// authority host, its tenant as configured and its client ID. A sealed
+// session opens only under the same AAD, so a middleware never opens a
+// session of another app, cloud or tenant configuration, whatever secret
+// and cookie name the two share: binding by construction, with no byte
+// added to the cookie.
+func AAD(cookieName, authorityHost, tenant, clientID string) string {
+	return cookieName + "\x00" + strings.ToLower(authorityHost) + "\x00" + strings.ToLower(tenant) + "\x00" + strings.ToLower(clientID)
 }
 
 // Marshal encodes the session as compact JSON, to be sealed.

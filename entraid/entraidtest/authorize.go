@@ -39,7 +39,7 @@ func (t *Tenant) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		t.writeErrorPage(w, r, stsErr(http.StatusBadRequest, "invalid_request", 900144, "The request body must contain the following parameter: 'client_id'."))
 		return
 	}
-	if clientID != t.ClientID {
+	if _, ok := t.appSecret(clientID); !ok {
 		t.writeErrorPage(w, r, appNotFound(clientID, t.Domain))
 		return
 	}

@@ -114,6 +114,9 @@ type Tenant struct {
 	issuerKeys    map[string]jwt.KeySet
 	codes         map[string]*authCode
 	secretExpired bool
+	// apps are further app registrations (client ID to secret) besides
+	// ClientID, e.g. two apps whose sessions must not open each other.
+	apps map[string]string
 }
 
 type signingKey struct {
@@ -140,6 +143,7 @@ func NewTenant(opts Options) *Tenant {
 		faults:       map[string]Fault{},
 		issuerKeys:   map[string]jwt.KeySet{},
 		codes:        map[string]*authCode{},
+		apps:         map[string]string{},
 	}
 	if t.TenantID == "" {
 		t.TenantID = newGUID()
@@ -244,6 +248,26 @@ func (t *Tenant) SetSignIn(username string) {
 	t.signIn = username
 }
 
+// AddApp registers another application in the tenant, with its own client
+// ID and secret: it signs users in like ClientID, and its ID tokens carry
+// its own client ID as aud.
+func (t *Tenant) AddApp(clientID, secret string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.apps[clientID] = secret
+}
+
+// appSecret returns the secret of a registered app and whether it is one.
+func (t *Tenant) appSecret(clientID string) (string, bool) {
+	if clientID == t.ClientID {
+		return t.ClientSecret, true
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	secret, ok := t.apps[clientID]
+	return secret, ok
+}
+
 // SetClientSecretExpired makes the token endpoint refuse the client secret
 // as expired (AADSTS7000222), as Entra ID does once a secret's end date has
 // passed.
@@ -346,9 +370,14 @@ func (t *Tenant) publicKeys() jwt.KeySet {
 // IDTokenClaims returns the claims of an ID token for u, as Entra ID's v2
 // endpoint issues them, for tests to mutate and sign with SignToken.
 func (t *Tenant) IDTokenClaims(u User, nonce string) map[string]interface{} {
+	return t.idTokenClaims(u, t.ClientID, nonce)
+}
+
+// idTokenClaims are the claims of an ID token for u issued to clientID.
+func (t *Tenant) idTokenClaims(u User, clientID, nonce string) map[string]interface{} {
 	now := t.now()
 	c := map[string]interface{}{
-		"aud":                t.ClientID,
+		"aud":                clientID,
 		"iss":                t.Issuer(),
 		"iat":                now.Unix(),
 		"nbf":                now.Unix(),
@@ -360,7 +389,7 @@ func (t *Tenant) IDTokenClaims(u User, nonce string) map[string]interface{} {
 		"preferred_username": u.PreferredUsername,
 		"rh":                 "0.A" + randomString(60) + ".",
 		"sid":                newGUID(),
-		"sub":                pairwiseSubject(u.OID, t.ClientID),
+		"sub":                pairwiseSubject(u.OID, clientID),
 		"tid":                t.TenantID,
 		"uti":                randomString(22),
 		"ver":                "2.0",

@@ -77,7 +77,8 @@ func (t *Tenant) authenticate(r *http.Request, form url.Values) (string, *stsErr
 	}
 	assertion := form.Get("client_assertion")
 	workload := form.Get("grant_type") == "client_credentials" && assertion != ""
-	if clientID != t.ClientID && !workload {
+	appSecret, registered := t.appSecret(clientID)
+	if !registered && !workload {
 		return "", appNotFound(clientID, t.Domain)
 	}
 	switch {
@@ -87,7 +88,7 @@ func (t *Tenant) authenticate(r *http.Request, form url.Values) (string, *stsErr
 		t.mu.Lock()
 		expired := t.secretExpired
 		t.mu.Unlock()
-		if subtle.ConstantTimeCompare([]byte(secret), []byte(t.ClientSecret)) != 1 {
+		if !registered || subtle.ConstantTimeCompare([]byte(secret), []byte(appSecret)) != 1 {
 			return "", stsErr(http.StatusUnauthorized, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '"+clientID+"'.")
 		}
 		if expired {
@@ -207,7 +208,7 @@ func (t *Tenant) redeemCode(w http.ResponseWriter, r *http.Request, form url.Val
 		return
 	}
 
-	claims := t.IDTokenClaims(ac.user, ac.nonce)
+	claims := t.idTokenClaims(ac.user, ac.clientID, ac.nonce)
 	if hook != nil {
 		hook(claims)
 	}

@@ -400,3 +400,30 @@ func TestWorkloadIdentityHops(t *testing.T) {
 		checkEntraError(t, b.doc, "unauthorized_client", "AADSTS700016")
 	})
 }
+
+func TestAnotherAppSignsInWithItsOwnClientIDAndSecret(t *testing.T) {
+	ten := newTestTenant(t, Options{})
+	const appB, secretB = "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b", "secret-of-app-b"
+	p := authParams(ten)
+	p.Set("client_id", appB)
+	p.Set("login", "alice@contoso.example")
+	if a := authorize(t, ten, http.MethodPost, p); a.status != http.StatusBadRequest || a.location != nil {
+		t.Fatalf("an unregistered app at authorize: %d %v, want the AADSTS700016 page", a.status, a.location)
+	}
+	ten.AddApp(appB, secretB)
+	code := newCode(t, ten, "alice@contoso.example", url.Values{"client_id": {appB}})
+	form := codeForm(ten, code)
+	form.Set("client_id", appB)
+	form.Set("client_secret", ten.ClientSecret) // the first app's secret
+	if a := postToken(t, ten, form, "", ""); a.status != http.StatusUnauthorized || a.doc["error"] != "invalid_client" {
+		t.Fatalf("app B with app A's secret: %d %v, want invalid_client", a.status, a.doc)
+	}
+	form.Set("client_secret", secretB)
+	a := postToken(t, ten, form, "", "")
+	if a.status != http.StatusOK || a.claims["aud"] != appB {
+		t.Fatalf("app B's sign-in: %d, aud %v, want 200 and aud %s", a.status, a.claims["aud"], appB)
+	}
+	if a.claims["sub"] == pairwiseSubject(ten.Users[0].OID, ten.ClientID) {
+		t.Error("app B's subject is app A's: subjects are pairwise per app")
+	}
+}
