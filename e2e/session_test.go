@@ -136,7 +136,10 @@ func TestTamperedSessionCookieLeadsBackToSignIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealedElsewhere, err := otherSealer.Seal(forged, "entraauth_main", time.Now().Add(time.Hour))
+	// Sealed exactly as the plugin seals (same cookie and app binding), but
+	// with another secret.
+	aad := session.AAD("entraauth_main", e.tenant.URL, e.tenant.TenantID, e.tenant.ClientID)
+	sealedElsewhere, err := otherSealer.Seal(forged, aad, time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
