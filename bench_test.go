@@ -98,7 +98,7 @@ func BenchmarkPassCached(b *testing.B) {
 	}
 	values := br.m.identityValues(s)
 	br.m.setIdentityHeaders(br.req.Header, values)
-	rememberSignedIn(br.m, c, br.req, s, values)
+	rememberSignedIn(br.m, c, br.req, s, values, br.m.renewAt(s))
 	br.req.Header = br.header.Clone()
 	if !passCached(br.m, c, br.req) {
 		b.Fatal("the request missed the cache")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -28,6 +29,11 @@ type settings struct {
 	assertions      *assertion.Cache // with clientAssertion, to explain refusals
 	sealer          *session.Sealer
 	lifetime        time.Duration
+	maxLifetime     time.Duration
+	renew           bool
+	prompt          string
+	domainHint      string
+	upstream        *upstreamToken
 	cookieName      string
 	cookieDomain    string
 	insecureCookies bool
@@ -41,8 +47,13 @@ type settings struct {
 }
 
 const (
-	minLifetime = time.Minute
-	maxLifetime = 30 * 24 * time.Hour
+	defaultLifetime    = "1h"
+	defaultMaxLifetime = "24h"
+	minLifetime        = time.Minute
+	maxLifetime        = 30 * 24 * time.Hour
+	// longestMaxLifetime is Entra ID's own limit: a web app's refresh token
+	// lives 90 days.
+	longestMaxLifetime = 90 * 24 * time.Hour
 )
 
 // validate checks every option and says, for the first one that is wrong,
@@ -93,6 +104,14 @@ func validate(c *Config, getenv func(string) string) (*settings, error) {
 	}
 	if err := validateAPI(c, s); err != nil {
 		return nil, err
+	}
+	if err := validateUpstreamToken(c.UpstreamAccessToken, s); err != nil {
+		return nil, err
+	}
+	if s.renew && !contains(s.entra.Scopes, "offline_access") {
+		// Entra ID hands out a refresh token only with offline_access.
+		s.entra.Scopes = append(s.entra.Scopes, "offline_access")
+		s.clientKey += "\noffline_access"
 	}
 	if len(s.rules.groups) > 0 && !containsFold(s.entra.Scopes, entraid.GraphScope) {
 		// Users in more than 200 groups get none in the token: reading
@@ -242,6 +261,17 @@ func validateEntra(e MicrosoftEntraID, getenv func(string) string, s *settings) 
 		return optionError("microsoftEntraID.scopes", "must include openid (e.g. \"openid profile email\")")
 	}
 
+	s.prompt = strings.ToLower(strings.TrimSpace(e.Prompt))
+	switch s.prompt {
+	case "", "select_account", "login", "consent":
+	default:
+		return optionError("microsoftEntraID.prompt", "%q is not a prompt: write select_account (choose an account), login (always ask for credentials) or consent", e.Prompt)
+	}
+	s.domainHint = strings.ToLower(strings.TrimSpace(e.DomainHint))
+	if s.domainHint != "" && s.domainHint != "organizations" && s.domainHint != "consumers" && !isDomain(s.domainHint) {
+		return optionError("microsoftEntraID.domainHint", "%q is not a domain: write the users' federated domain, e.g. contoso.com", e.DomainHint)
+	}
+
 	credential, err := clientCredential(e, authority, getenv, s)
 	if err != nil {
 		return err
@@ -359,13 +389,31 @@ func validateSession(c Session, s *settings) error {
 
 	lifetime := strings.TrimSpace(c.Lifetime)
 	if lifetime == "" {
-		lifetime = "2h"
+		lifetime = defaultLifetime
 	}
 	d, err := time.ParseDuration(lifetime)
 	if err != nil || d < minLifetime || d > maxLifetime {
-		return optionError("session.lifetime", "%q is not a duration from 1m to 720h: write e.g. \"2h\" or \"30m\"", c.Lifetime)
+		return optionError("session.lifetime", "%q is not a duration from 1m to 720h: write e.g. \"1h\" or \"30m\"", c.Lifetime)
 	}
 	s.lifetime = d
+	s.renew = c.Renew
+	longest := strings.TrimSpace(c.MaxLifetime)
+	if longest == "" {
+		longest = defaultMaxLifetime
+	}
+	d, err = time.ParseDuration(longest)
+	if err != nil || d > longestMaxLifetime {
+		return optionError("session.maxLifetime", "%q is not a duration up to 2160h (Entra ID's 90 days): write e.g. \"24h\" or \"168h\"", c.MaxLifetime)
+	}
+	if d < s.lifetime {
+		if strings.TrimSpace(c.MaxLifetime) != "" {
+			return optionError("session.maxLifetime", "%s is shorter than session.lifetime %s: renewals go on for maxLifetime after a sign-in, write at least the lifetime", d, s.lifetime)
+		}
+		// Unset: at least the lifetime, so that a long lifetime alone
+		// keeps meaning what it says.
+		d = s.lifetime
+	}
+	s.maxLifetime = d
 
 	s.cookieName = strings.TrimSpace(c.CookieName)
 	if s.cookieName == "" {
@@ -382,6 +430,69 @@ func validateSession(c Session, s *settings) error {
 	}
 	s.insecureCookies = c.InsecureCookies
 	return nil
+}
+
+// upstreamToken is a validated UpstreamAccessToken.
+type upstreamToken struct {
+	scope  string // space-separated, one resource
+	header string // canonical
+	bearer bool   // "Bearer " before the token (the Authorization header)
+}
+
+func validateUpstreamToken(c UpstreamAccessToken, s *settings) error {
+	scopes := splitList([]string{c.Scope})
+	if len(scopes) == 0 {
+		if strings.TrimSpace(c.Header) != "" {
+			return optionError("upstreamAccessToken.scope", "is required with upstreamAccessToken.header: write the API's scope, e.g. api://my-api/.default")
+		}
+		return nil
+	}
+	if !s.renew {
+		return optionError("upstreamAccessToken", "needs session.renew: the token is redeemed with the session's refresh token")
+	}
+	resource := ""
+	for _, sc := range scopes {
+		r := scopeResource(sc)
+		if r == "" || strings.ContainsAny(sc, "\"<>") {
+			return optionError("upstreamAccessToken.scope", "%q is not an API scope: write e.g. api://my-api/.default or https://graph.microsoft.com/User.Read", sc)
+		}
+		if resource != "" && r != resource {
+			return optionError("upstreamAccessToken.scope", "names two APIs (%s and %s): Entra ID issues a token for one API at a time", resource, r)
+		}
+		resource = r
+	}
+	header := http.CanonicalHeaderKey(strings.TrimSpace(c.Header))
+	if header == "" {
+		header = "Authorization"
+	}
+	if !isHeaderName(header) || header != "Authorization" && (reservedHeaders[header] || strings.HasPrefix(header, "Proxy-")) {
+		return optionError("upstreamAccessToken.header", "%q cannot carry the token: write Authorization (the default) or a header of your own, e.g. X-Access-Token", c.Header)
+	}
+	for _, h := range s.headers {
+		if h.name == header {
+			return optionError("upstreamAccessToken.header", "%s already carries the claim %s (headers)", header, h.claim)
+		}
+	}
+	s.upstream = &upstreamToken{scope: strings.Join(scopes, " "), header: header, bearer: header == "Authorization"}
+	return nil
+}
+
+// scopeResource is the API a scope belongs to: the part before its last
+// "/" (api://my-api for api://my-api/.default), Microsoft Graph for a bare
+// permission (User.Read), "" for the OpenID scopes, which name none.
+func scopeResource(scope string) string {
+	switch scope {
+	case "openid", "profile", "email", "offline_access":
+		return ""
+	}
+	i := strings.LastIndex(scope, "/")
+	switch {
+	case i < 0:
+		return "https://graph.microsoft.com"
+	case i == len(scope)-1 || !strings.Contains(scope[:i], "/") && !entraid.IsGUID(scope[:i]):
+		return ""
+	}
+	return scope[:i]
 }
 
 // optionError is a configuration error that names the option at fault.

@@ -3,10 +3,12 @@ package entraauth
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const (
@@ -137,6 +139,25 @@ func TestValidateRefusesBadOptionsByName(t *testing.T) {
 		{"the reserved header Upgrade in headers", func(c *Config) { c.Headers = map[string]string{"Upgrade": "oid"} }, "headers"},
 		{"the reserved header Proxy-Authorization in headers", func(c *Config) { c.Headers = map[string]string{"Proxy-Authorization": "oid"} }, "headers"},
 		{"the reserved header Proxy-Connection in headers", func(c *Config) { c.Headers = map[string]string{"Proxy-Connection": "oid"} }, "headers"},
+		{"a prompt Entra ID would not show", func(c *Config) { c.MicrosoftEntraID.Prompt = "none" }, "microsoftEntraID.prompt"},
+		{"a domain hint that is no domain", func(c *Config) { c.MicrosoftEntraID.DomainHint = "contoso com" }, "microsoftEntraID.domainHint"},
+		{"a max lifetime that is no duration", func(c *Config) { c.Session.MaxLifetime = "a week" }, "session.maxLifetime"},
+		{"a max lifetime beyond Entra ID's 90 days", func(c *Config) { c.Session.MaxLifetime = "2200h" }, "session.maxLifetime"},
+		{"a max lifetime shorter than the lifetime", func(c *Config) { c.Session.MaxLifetime = "30m" }, "session.maxLifetime"},
+		{"an upstream scope of OpenID", func(c *Config) { c.UpstreamAccessToken.Scope = "openid" }, "upstreamAccessToken.scope"},
+		{"an upstream scope of two APIs", func(c *Config) { c.UpstreamAccessToken.Scope = "api://a/Read api://b/Read" }, "upstreamAccessToken.scope"},
+		{"an upstream scope with a trailing slash", func(c *Config) { c.UpstreamAccessToken.Scope = "api://a/" }, "upstreamAccessToken.scope"},
+		{"an upstream header without a scope", func(c *Config) { c.UpstreamAccessToken.Header = "X-Token" }, "upstreamAccessToken.scope"},
+		{"an upstream token in the Cookie header", func(c *Config) {
+			c.UpstreamAccessToken = UpstreamAccessToken{Scope: "api://a/.default", Header: "Cookie"}
+		}, "upstreamAccessToken.header"},
+		{"an upstream token in an identity header", func(c *Config) {
+			c.UpstreamAccessToken = UpstreamAccessToken{Scope: "api://a/.default", Header: "X-Forwarded-User"}
+		}, "upstreamAccessToken.header"},
+		{"an upstream token without renewal", func(c *Config) {
+			c.UpstreamAccessToken.Scope = "api://a/.default"
+			c.Session.Renew = false
+		}, "upstreamAccessToken"},
 		{"scopes without openid", func(c *Config) { c.MicrosoftEntraID.Scopes = []string{"profile email"} }, "microsoftEntraID.scopes"},
 		{"a missing session secret", func(c *Config) { c.Session.Secret = "" }, "session.secret"},
 		{"a short session secret", func(c *Config) { c.Session.Secret = "short" }, "session.secret"},
@@ -189,7 +210,7 @@ func TestValidateAcceptsLabelStyleValues(t *testing.T) {
 	if err != nil {
 		t.Fatalf("validate: %v", err)
 	}
-	if got := strings.Join(s.entra.Scopes, " "); got != "openid profile email" {
+	if got := strings.Join(s.entra.Scopes, " "); got != "openid profile email offline_access" {
 		t.Errorf("scopes = %q", got)
 	}
 	if s.entra.Tenant != "contoso.onmicrosoft.com" {
@@ -198,8 +219,56 @@ func TestValidateAcceptsLabelStyleValues(t *testing.T) {
 	if s.cookieDomain != "example.com" || s.authHost != "auth.example.com:8443" {
 		t.Errorf("cookieDomain, authHost = %q, %q", s.cookieDomain, s.authHost)
 	}
-	if s.cookieName != "entraauth_main" || s.lifetime.String() != "2h0m0s" {
-		t.Errorf("defaults: cookie %q, lifetime %v", s.cookieName, s.lifetime)
+	if s.cookieName != "entraauth_main" || s.lifetime != time.Hour || s.maxLifetime != 24*time.Hour || !s.renew {
+		t.Errorf("defaults: cookie %q, lifetime %v, maxLifetime %v, renew %v", s.cookieName, s.lifetime, s.maxLifetime, s.renew)
+	}
+}
+
+func TestValidateAcceptsRenewalAndUpstreamOptions(t *testing.T) {
+	c := validConfig()
+	c.Session.Lifetime = "30m"
+	c.Session.MaxLifetime = "168h"
+	c.MicrosoftEntraID.Prompt = "Select_Account"
+	c.MicrosoftEntraID.DomainHint = "Contoso.com"
+	c.UpstreamAccessToken = UpstreamAccessToken{Scope: "api://orders/Orders.Read api://orders/Orders.Write", Header: "x-access-token"}
+	s, err := validate(c, noEnv)
+	if err != nil {
+		t.Fatalf("validate: %v", err)
+	}
+	if s.lifetime != 30*time.Minute || s.maxLifetime != 168*time.Hour || s.prompt != "select_account" || s.domainHint != "contoso.com" {
+		t.Errorf("lifetime %v, maxLifetime %v, prompt %q, domainHint %q", s.lifetime, s.maxLifetime, s.prompt, s.domainHint)
+	}
+	if s.upstream == nil || s.upstream.scope != "api://orders/Orders.Read api://orders/Orders.Write" || s.upstream.header != "X-Access-Token" || s.upstream.bearer {
+		t.Errorf("upstream %+v", s.upstream)
+	}
+	// A long lifetime alone stretches the unset maxLifetime with it.
+	c = validConfig()
+	c.Session.Lifetime = "72h"
+	if s, err = validate(c, noEnv); err != nil || s.maxLifetime != 72*time.Hour {
+		t.Fatalf("lifetime 72h alone: maxLifetime %v, %v", s.maxLifetime, err)
+	}
+	// Graph, by its short name or its URL, and a client ID's .default.
+	for _, scope := range []string{"User.Read", "https://graph.microsoft.com/User.Read Mail.Read", "0f8e5a7c-1d2b-4c3d-9e8f-123456789abc/.default"} {
+		c = validConfig()
+		c.UpstreamAccessToken.Scope = scope
+		if s, err = validate(c, noEnv); err != nil || !s.upstream.bearer || s.upstream.header != "Authorization" {
+			t.Errorf("scope %q: %v, %+v", scope, err, s)
+		}
+	}
+}
+
+func TestSignInHintsReachTheAuthorizationRequest(t *testing.T) {
+	st := newStack(t, func(c *Config) {
+		c.MicrosoftEntraID.Prompt = "select_account"
+		c.MicrosoftEntraID.DomainHint = "contoso.com"
+	})
+	resp, _ := navigate(t, noRedirects(st.browser()), st.server.URL+"/")
+	q := func() url.Values { u, _ := url.Parse(resp.Header.Get("Location")); return u.Query() }()
+	if q.Get("prompt") != "select_account" || q.Get("domain_hint") != "contoso.com" {
+		t.Errorf("authorize query %v, want prompt and domain_hint", q)
+	}
+	if !strings.Contains(q.Get("scope"), "offline_access") {
+		t.Errorf("scope %q lacks offline_access: renewal is on by default", q.Get("scope"))
 	}
 }
 

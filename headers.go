@@ -81,8 +81,10 @@ func isHeaderName(s string) bool {
 }
 
 // strippedHeaders lists the headers removed from every request: the default
-// identity headers, always, and every configured one.
-func strippedHeaders(headers []headerClaim) []string {
+// identity headers, always, every configured one, and the header of the
+// upstream's access token unless it is Authorization (which carries API
+// clients' own bearer tokens, and is replaced on signed-in requests).
+func strippedHeaders(headers []headerClaim, upstream *upstreamToken) []string {
 	seen := map[string]bool{}
 	var out []string
 	for name := range defaultHeaders {
@@ -94,6 +96,9 @@ func strippedHeaders(headers []headerClaim) []string {
 			seen[h.name] = true
 			out = append(out, h.name)
 		}
+	}
+	if upstream != nil && !upstream.bearer && !seen[upstream.header] {
+		out = append(out, upstream.header)
 	}
 	sort.Strings(out)
 	return out

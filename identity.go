@@ -40,19 +40,6 @@ func (m *Middleware) openSession(r *http.Request) *session.Session {
 	return s
 }
 
-// sessionEnd is the Unix time at which s stops being valid here: its own
-// expiry, or its issue time plus this middleware's lifetime if that comes
-// first. Shortening session.lifetime after an incident thus ends the
-// longer sessions already out there, and a router with a short lifetime
-// never accepts a sibling router's long sessions.
-func (m *Middleware) sessionEnd(s *session.Session) int64 {
-	end := s.IssuedAt + int64(m.lifetime/time.Second)
-	if s.Expires < end {
-		return s.Expires
-	}
-	return end
-}
-
 // ownTenant checks a session's tenant where the rules cannot: with a
 // verified domain as tenantID, the tid must be the tenant ID that the
 // domain's discovery document names (fetched once, then cached by the
@@ -72,17 +59,30 @@ func (m *Middleware) ownTenant(r *http.Request, s *session.Session) bool {
 }
 
 // writeSession seals s into the session cookie (split into chunks when
-// large).
-func (m *Middleware) writeSession(w http.ResponseWriter, r *http.Request, s *session.Session) error {
+// large), which the browser keeps until s expires.
+func (m *Middleware) writeSession(w http.ResponseWriter, r *http.Request, s *session.Session, now time.Time) error {
+	sealed, err := m.sealSession(s)
+	if err != nil {
+		return err
+	}
+	return m.setSessionCookie(w, r, s, sealed, now)
+}
+
+// setSessionCookie sets the sealed session s, which the browser keeps
+// until s expires.
+func (m *Middleware) setSessionCookie(w http.ResponseWriter, r *http.Request, s *session.Session, sealed string, now time.Time) error {
+	opts := m.cookie
+	opts.MaxAge = int(s.Expires - now.Unix())
+	return session.SetChunked(w.Header(), r, opts, sealed)
+}
+
+// sealSession seals s for the session cookie, bound to this app.
+func (m *Middleware) sealSession(s *session.Session) (string, error) {
 	plain, err := s.Marshal()
 	if err != nil {
-		return err
+		return "", err
 	}
-	sealed, err := m.sealer.Seal(plain, m.sessionAAD, time.Unix(s.Expires, 0))
-	if err != nil {
-		return err
-	}
-	return session.SetChunked(w.Header(), r, m.cookie, sealed)
+	return m.sealer.Seal(plain, m.sessionAAD, time.Unix(s.Expires, 0))
 }
 
 // stripOwnCookies removes the plugin's cookies from the request, so that

@@ -1,6 +1,7 @@
 package entraauth
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -62,6 +63,8 @@ func (m *Middleware) startLogin(w http.ResponseWriter, r *http.Request) {
 		State:         st.State,
 		Nonce:         st.Nonce,
 		CodeChallenge: codeChallenge(st.Verifier),
+		Prompt:        m.prompt,
+		DomainHint:    m.domainHint,
 	})
 	if err != nil {
 		m.writeError(w, r, m.upstreamProblem(err))
@@ -144,27 +147,21 @@ func (m *Middleware) serveCallback(w http.ResponseWriter, r *http.Request) {
 		m.writeError(w, r, &problem{Status: status, Title: "Sign-in could not be verified", Message: "The identity token from Microsoft Entra ID did not pass verification. Please sign in again.", Code: "invalid_id_token", Retry: st.ReturnURL})
 		return
 	}
-	groups, pending, p := m.resolveGroups(r, claims, token.AccessToken)
+	groups, pending, p := m.resolveGroups(r.Context(), claims, token.AccessToken)
 	if p != nil {
 		p.Retry = st.ReturnURL
 		m.writeError(w, r, p)
 		return
 	}
 	now := m.now()
-	s := &session.Session{
-		OID:               claims.OID,
-		TID:               claims.TID,
-		Name:              claims.Name,
-		PreferredUsername: claims.PreferredUsername,
-		Email:             claims.Email,
-		Roles:             claims.Roles,
-		Groups:            groups,
-		GroupsPending:     pending,
-		Claims:            m.extraClaims(claims),
-		IssuedAt:          now.Unix(),
-		Expires:           now.Add(m.lifetime).Unix(),
+	s := m.sessionFrom(claims, groups, pending, now)
+	s.AuthTime = now.Unix()
+	s.Expires = now.Add(m.lifetime).Unix()
+	if m.renew && token.RefreshToken != "" {
+		s.RefreshToken = token.RefreshToken
+		s.Expires = now.Add(m.maxLifetime).Unix()
 	}
-	if err := m.writeSession(w, r, s); err != nil {
+	if err := m.writeSession(w, r, s, now); err != nil {
 		m.log.Printf("cannot store the session of %s: %v", claims.OID, err)
 		m.writeError(w, r, &problem{Status: http.StatusInternalServerError, Title: "Session too large", Message: "Your account's sign-in information does not fit in a browser cookie.", Code: "session_too_large"})
 		return
@@ -177,6 +174,23 @@ func (m *Middleware) serveCallback(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, target, http.StatusFound)
 }
 
+// sessionFrom is the session of a verified ID token, issued now; the
+// caller sets its expiry, sign-in time and refresh token.
+func (m *Middleware) sessionFrom(claims *entraid.Claims, groups []string, pending bool, now time.Time) *session.Session {
+	return &session.Session{
+		OID:               claims.OID,
+		TID:               claims.TID,
+		Name:              claims.Name,
+		PreferredUsername: claims.PreferredUsername,
+		Email:             claims.Email,
+		Roles:             claims.Roles,
+		Groups:            groups,
+		GroupsPending:     pending,
+		Claims:            m.extraClaims(claims),
+		IssuedAt:          now.Unix(),
+	}
+}
+
 // resolveGroups returns the groups to keep in the session. A user in more
 // groups than a token holds (a groups overage) has none in the token: when
 // this middleware has group rules it asks Microsoft Graph, with the access
@@ -184,14 +198,14 @@ func (m *Middleware) serveCallback(w http.ResponseWriter, r *http.Request) {
 // otherwise the groups stay pending, for a middleware that needs them to
 // resolve with a sign-in of its own. A Graph failure is an error page, never
 // a silent "no groups".
-func (m *Middleware) resolveGroups(r *http.Request, claims *entraid.Claims, accessToken string) ([]string, bool, *problem) {
+func (m *Middleware) resolveGroups(ctx context.Context, claims *entraid.Claims, accessToken string) ([]string, bool, *problem) {
 	if !claims.GroupsOverage {
 		return claims.Groups, false, nil
 	}
 	if len(m.rules.groups) == 0 {
 		return nil, true, nil
 	}
-	all, err := m.client.GroupMemberships(r.Context(), accessToken)
+	all, err := m.client.GroupMemberships(ctx, accessToken)
 	if err != nil {
 		m.log.Printf("group memberships of %s from Microsoft Graph: %v", claims.OID, err)
 		p := &problem{

@@ -154,7 +154,9 @@ func (m *Middleware) writeError(w http.ResponseWriter, r *http.Request, p *probl
 
 // serveLogout shows a sign-out button (GET) or signs out (POST). Signing out
 // is a POST from the same origin, so that another site cannot sign users out
-// with a link or an image.
+// with a link or an image. After Entra ID's end-session the user lands on
+// the portal's signed-out page, with a link back to where they were; a
+// valid rd field sends them to rd instead.
 func (m *Middleware) serveLogout(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
@@ -172,12 +174,20 @@ func (m *Middleware) serveLogout(w http.ResponseWriter, r *http.Request) {
 		}
 		session.ClearChunked(w.Header(), r, m.cookie)
 		base := requestScheme(r) + "://" + r.Host
-		target := base + "/"
-		if rd, ok := m.safeReturnURL(formValue(r, "rd"), r); ok {
-			target = rd
-			if strings.HasPrefix(rd, "/") {
-				target = base + rd
+		target, explicit := m.safeReturnURL(formValue(r, "rd"), r)
+		if explicit && strings.HasPrefix(target, "/") {
+			target = base + target
+		}
+		if !explicit {
+			// The portal's signed-out page, on the auth host when there is
+			// one: the one post-logout URI to register. It links back to
+			// where the user was.
+			host := r.Host
+			if m.authHost != "" {
+				host = m.authHost
 			}
+			target = requestScheme(r) + "://" + host + m.signedOutPath
+			m.rememberSignedOutReturn(w, r)
 		}
 		w.Header().Set("Cache-Control", "no-store")
 		if md, err := m.client.Metadata(r.Context()); err == nil && md.EndSessionEndpoint != "" {
@@ -189,6 +199,61 @@ func (m *Middleware) serveLogout(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "GET, POST")
 		m.writeError(w, r, &problem{Status: http.StatusMethodNotAllowed, Title: "Method not allowed", Message: "Sign out with a POST request.", Code: "method_not_allowed"})
 	}
+}
+
+// signedOutCookieLifetime bounds the trip through Entra ID's end-session.
+const signedOutCookieLifetime = 10 * time.Minute
+
+// rememberSignedOutReturn keeps, in a sealed cookie that only the
+// signed-out page receives, where the user signed out from: the page that
+// posted the sign-out (its Referer), unless that is one of the portal's own.
+func (m *Middleware) rememberSignedOutReturn(w http.ResponseWriter, r *http.Request) {
+	back := "/"
+	if ref, ok := m.safeReturnURL(r.Referer(), r); ok {
+		if u, err := url.Parse(ref); err == nil && !strings.HasPrefix(u.Path, m.prefix) {
+			back = ref
+		}
+	}
+	if m.authHost != "" && strings.HasPrefix(back, "/") {
+		back = requestScheme(r) + "://" + r.Host + back
+	}
+	name := m.signedOutCookieName()
+	sealed, err := m.sealer.Seal([]byte(back), m.loginAAD(name), m.now().Add(signedOutCookieLifetime))
+	if err != nil {
+		return
+	}
+	c := m.loginCookie(name, sealed, int(signedOutCookieLifetime/time.Second))
+	c.Path = m.signedOutPath
+	http.SetCookie(w, c)
+}
+
+func (m *Middleware) signedOutCookieName() string {
+	return m.cookie.Name + "_signedout"
+}
+
+// serveSignedOut tells the user they are signed out, with a link to sign in
+// again to where they were: never straight back into a sign-in prompt.
+func (m *Middleware) serveSignedOut(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET")
+		m.writeError(w, r, &problem{Status: http.StatusMethodNotAllowed, Title: "Method not allowed", Message: "This page takes GET requests only.", Code: "method_not_allowed"})
+		return
+	}
+	back := "/"
+	name := m.signedOutCookieName()
+	if c, err := r.Cookie(name); err == nil {
+		if plain, err := m.sealer.Open(c.Value, m.loginAAD(name), m.now()); err == nil {
+			if target, ok := m.safeReturnURL(string(plain), r); ok {
+				back = target
+			}
+		}
+		del := m.loginCookie(name, "", -1)
+		del.Path = m.signedOutPath
+		http.SetCookie(w, del)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writePage(w, http.StatusOK, "Signed out", "<p>You are signed out of this site and of Microsoft Entra ID.</p>"+
+		`<p><a class=button href="`+html.EscapeString(back)+`">Sign in again</a></p>`)
 }
 
 // formValue reads one field of a small urlencoded form without keeping the
@@ -241,9 +306,12 @@ func (m *Middleware) forbidden(w http.ResponseWriter, r *http.Request, s *sessio
 
 // serveProfile shows who is signed in.
 func (m *Middleware) serveProfile(w http.ResponseWriter, r *http.Request) {
-	s := m.openSession(r)
+	s, state := m.currentSession(w, r)
+	if state == requestAnswered {
+		return
+	}
 	if s == nil {
-		m.challenge(w, r)
+		m.challenge(w, r, state)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -256,7 +324,9 @@ func (m *Middleware) serveProfile(w http.ResponseWriter, r *http.Request) {
 			"email":              s.Email,
 			"roles":              nonNil(s.Roles),
 			"groups":             nonNil(s.Groups),
-			"expires":            time.Unix(s.Expires, 0).UTC().Format(time.RFC3339),
+			"signed_in":          time.Unix(s.AuthTime, 0).UTC().Format(time.RFC3339),
+			"renews":             time.Unix(m.renewAt(s), 0).UTC().Format(time.RFC3339),
+			"expires":            time.Unix(m.sessionEnd(s), 0).UTC().Format(time.RFC3339),
 		})
 		return
 	}
@@ -274,7 +344,11 @@ func (m *Middleware) serveProfile(w http.ResponseWriter, r *http.Request) {
 	row("Tenant ID", s.TID)
 	row("Roles", strings.Join(s.Roles, ", "))
 	row("Groups", strings.Join(s.Groups, ", "))
-	row("Session expires", time.Unix(s.Expires, 0).UTC().Format(time.RFC1123))
+	row("Signed in", time.Unix(s.AuthTime, 0).UTC().Format(time.RFC1123))
+	if m.renew && s.RefreshToken != "" {
+		row("Session renews", time.Unix(m.renewAt(s), 0).UTC().Format(time.RFC1123))
+	}
+	row("Session ends", time.Unix(m.sessionEnd(s), 0).UTC().Format(time.RFC1123))
 	b.WriteString("</dl>")
 	b.WriteString(`<form method=post action="` + html.EscapeString(m.logoutPath) + `"><button class=button type=submit>Sign out</button></form>`)
 	writePage(w, http.StatusOK, "Signed in", b.String())

@@ -57,6 +57,22 @@ type Config struct {
 	// APIAcceptV1Tokens also accepts v1.0 access tokens (issuer
 	// https://sts.windows.net/{tid}/).
 	APIAcceptV1Tokens bool `json:"apiAcceptV1Tokens,omitempty"`
+
+	// UpstreamAccessToken, when its scope is set, gives every signed-in
+	// request an access token of the user for that API.
+	UpstreamAccessToken UpstreamAccessToken `json:"upstreamAccessToken,omitempty"`
+}
+
+// UpstreamAccessToken asks for an access token for the upstream: the
+// plugin redeems the session's refresh token for Scope and sets the token
+// on every signed-in request.
+type UpstreamAccessToken struct {
+	// Scope names the API and its permissions, e.g. api://my-api/.default or
+	// https://graph.microsoft.com/User.Read: one resource.
+	Scope string `json:"scope,omitempty"`
+	// Header carries the token: Authorization (the default) as "Bearer
+	// <token>", any other header as the token alone.
+	Header string `json:"header,omitempty"`
 }
 
 // MicrosoftEntraID holds the Entra ID application registration settings.
@@ -77,6 +93,12 @@ type MicrosoftEntraID struct {
 	// AllowedTenants lists the tenant IDs a multi-tenant application
 	// (tenantID organizations or common) accepts.
 	AllowedTenants []string `json:"allowedTenants,omitempty"`
+	// Prompt asks Entra ID to behave at sign-in: select_account, login or
+	// consent.
+	Prompt string `json:"prompt,omitempty"`
+	// DomainHint skips home-realm discovery: a federated domain, or
+	// organizations or consumers.
+	DomainHint string `json:"domainHint,omitempty"`
 }
 
 // Session configures the sealed session cookie.
@@ -86,8 +108,15 @@ type Session struct {
 	SecretFile string `json:"secretFile,omitempty"`
 	// PreviousSecrets still open cookies but never seal new ones.
 	PreviousSecrets []string `json:"previousSecrets,omitempty"`
-	// Lifetime of a session, as a Go duration ("2h", "30m").
+	// Lifetime is how long a session is trusted without asking Entra ID
+	// again, as a Go duration ("1h", "30m"); then it is renewed, or ends.
 	Lifetime string `json:"lifetime,omitempty"`
+	// MaxLifetime is how long renewals may go on after a sign-in before the
+	// user must sign in again.
+	MaxLifetime string `json:"maxLifetime,omitempty"`
+	// Renew keeps Entra ID's refresh token in the session and renews the
+	// session with it, in-band, once Lifetime is over.
+	Renew bool `json:"renew,omitempty"`
 	// CookieName defaults to "entraauth_<portal>".
 	CookieName string `json:"cookieName,omitempty"`
 	// CookieDomain shares the session across subdomains (e.g. example.com).
@@ -104,7 +133,7 @@ func CreateConfig() *Config {
 			AuthorityHost: "https://login.microsoftonline.com",
 			Scopes:        []string{"openid", "profile", "email"},
 		},
-		Session: Session{Lifetime: "2h"},
+		Session: Session{Lifetime: defaultLifetime, Renew: true},
 	}
 }
 
@@ -120,13 +149,20 @@ type Middleware struct {
 	log        *log.Logger
 	now        func() time.Time
 
-	portal       string
-	prefix       string // "/portals/<portal>/"
-	callbackPath string
-	logoutPath   string
-	profilePath  string
+	portal        string
+	prefix        string // "/portals/<portal>/"
+	callbackPath  string
+	logoutPath    string
+	profilePath   string
+	signedOutPath string
 
 	lifetime    time.Duration
+	maxLifetime time.Duration
+	renew       bool
+	prompt      string
+	domainHint  string
+	// upstream, when set, is the access token every signed-in request gets.
+	upstream    *upstreamToken
 	headers     []headerClaim // identity headers set on signed-in requests
 	stripped    []string      // identity headers removed from every request
 	strippedSet map[string]bool
@@ -170,25 +206,31 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 func newMiddleware(next http.Handler, name string, s *settings, client *entraid.Client) *Middleware {
 	prefix := s.portalPrefix()
 	m := &Middleware{
-		next:         next,
-		name:         name,
-		client:       client,
-		sealer:       s.sealer,
-		assertions:   s.assertions,
-		log:          log.New(os.Stderr, "entraauth["+name+"]: ", 0),
-		now:          time.Now,
-		portal:       s.portal,
-		prefix:       prefix,
-		callbackPath: prefix + "oauth2/callback",
-		logoutPath:   prefix + "logout",
-		profilePath:  prefix + "profile",
-		lifetime:     s.lifetime,
-		headers:      s.headers,
-		stripped:     strippedHeaders(s.headers),
-		rules:        s.rules,
-		exclusions:   s.exclusions,
-		api:          s.api,
-		sessionKey:   s.sessionKey,
+		next:          next,
+		name:          name,
+		client:        client,
+		sealer:        s.sealer,
+		assertions:    s.assertions,
+		log:           log.New(os.Stderr, "entraauth["+name+"]: ", 0),
+		now:           time.Now,
+		portal:        s.portal,
+		prefix:        prefix,
+		callbackPath:  prefix + "oauth2/callback",
+		logoutPath:    prefix + "logout",
+		profilePath:   prefix + "profile",
+		signedOutPath: prefix + "signed-out",
+		lifetime:      s.lifetime,
+		maxLifetime:   s.maxLifetime,
+		renew:         s.renew,
+		prompt:        s.prompt,
+		domainHint:    s.domainHint,
+		upstream:      s.upstream,
+		headers:       s.headers,
+		stripped:      strippedHeaders(s.headers, s.upstream),
+		rules:         s.rules,
+		exclusions:    s.exclusions,
+		api:           s.api,
+		sessionKey:    s.sessionKey,
 
 		requiredScopes: s.requiredScopes,
 		loginPrefix:    s.cookieName + "_login_",
@@ -245,6 +287,9 @@ func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request) (pass boo
 		case m.profilePath:
 			m.serveProfile(w, r)
 			return false
+		case m.signedOutPath:
+			m.serveSignedOut(w, r)
+			return false
 		}
 	}
 	if m.exclusions.match(r) {
@@ -256,11 +301,17 @@ func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request) (pass boo
 			return m.authorizeBearer(w, r, raw)
 		}
 	}
-	s := m.openSession(r)
-	if s == nil || (s.GroupsPending && len(m.rules.groups) > 0) {
+	s, state := m.currentSession(w, r)
+	switch {
+	case state == requestAnswered:
+		return false
+	case s == nil:
+		m.challenge(w, r, state)
+		return false
+	case s.GroupsPending && len(m.rules.groups) > 0:
 		// A pending groups overage: this middleware needs the groups, and
 		// its sign-in resolves them.
-		m.challenge(w, r)
+		m.challenge(w, r, noSession)
 		return false
 	}
 	if !m.rules.empty() {
@@ -271,25 +322,53 @@ func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request) (pass boo
 	}
 	values := m.identityValues(s)
 	m.setIdentityHeaders(r.Header, values)
-	rememberSignedIn(m, m.cache, r, s, values)
+	// The fast path serves this outcome until the session must be renewed
+	// or ends, or the upstream's token must be replaced.
+	until := m.renewAt(s)
+	if end := m.sessionEnd(s); end < until {
+		until = end
+	}
+	if m.upstream != nil {
+		expires, answered := m.setUpstreamToken(w, r, s)
+		if answered {
+			return false
+		}
+		if expires < until {
+			until = expires
+		}
+	}
+	if state == sessionRenewed {
+		// The old Cookie header is not remembered: the browser now has the
+		// new one, which the next request caches.
+		m.stripOwnCookies(r)
+		return true
+	}
+	rememberSignedIn(m, m.cache, r, s, values, until)
 	return true
 }
 
 // challenge starts a sign-in for a browser navigation and answers 401 to
 // anything else (API calls, fetches, non-GET requests), which could not
-// follow a redirect to the sign-in page anyway.
-func (m *Middleware) challenge(w http.ResponseWriter, r *http.Request) {
+// follow a redirect to the sign-in page anyway; its code says whether there
+// was no session (unauthenticated) or one that ended (session_expired).
+func (m *Middleware) challenge(w http.ResponseWriter, r *http.Request, state sessionState) {
 	if isNavigation(r) {
 		m.startLogin(w, r)
 		return
 	}
-	w.Header().Set("WWW-Authenticate", `Bearer realm="`+m.portal+`"`)
-	m.writeError(w, r, &problem{
+	p := &problem{
 		Status:  http.StatusUnauthorized,
 		Title:   "Sign-in required",
 		Message: "This resource needs a signed-in user. Open it in a browser to sign in.",
 		Code:    "unauthenticated",
-	})
+	}
+	if state == sessionEnded {
+		p.Title = "Session expired"
+		p.Message = "The session has ended. Reload the page to sign in again."
+		p.Code = "session_expired"
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="`+m.portal+`"`)
+	m.writeError(w, r, p)
 }
 
 // isNavigation reports whether r is a top-level browser navigation, the only

@@ -215,7 +215,8 @@ func TestSessionCookieAttributes(t *testing.T) {
 		t.Fatalf("callback: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	sess := findSetCookie(resp, "entraauth_main=")
-	for _, attr := range []string{"Path=/", "HttpOnly", "Secure", "SameSite=Lax", "Max-Age=7200"} {
+	// Kept until maxLifetime (24 hours by default): renewals go on that long.
+	for _, attr := range []string{"Path=/", "HttpOnly", "Secure", "SameSite=Lax", "Max-Age=86400"} {
 		if !strings.Contains(sess, attr) {
 			t.Errorf("session cookie %q lacks %s", sess, attr)
 		}
@@ -461,10 +462,10 @@ func TestAnExpiredSessionMeansSignInAgain(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("signed in: %d", resp.StatusCode)
 	}
-	st.mw.now = func() time.Time { return time.Now().Add(2*time.Hour + time.Second) }
+	st.mw.now = func() time.Time { return time.Now().Add(24*time.Hour + time.Second) }
 	resp, _ = navigate(t, c, st.server.URL+"/")
 	if resp.StatusCode != http.StatusFound {
-		t.Fatalf("after the lifetime: %d, want a redirect to sign in", resp.StatusCode)
+		t.Fatalf("after maxLifetime: %d, want a redirect to sign in", resp.StatusCode)
 	}
 }
 
@@ -548,6 +549,40 @@ func TestLogout(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("without rd it ends on the portal's signed-out page, linking back", func(t *testing.T) {
+		// Registering one URI makes the tenant check them all.
+		st.tenant.AddRedirectURI(st.server.URL + "/portals/main/oauth2/callback")
+		st.tenant.AddRedirectURI(st.server.URL + "/portals/main/signed-out")
+		c := st.browser()
+		st.signIn(c)
+		req, _ := http.NewRequest("POST", st.server.URL+"/portals/main/logout", nil)
+		req.Header.Set("Origin", st.server.URL)
+		req.Header.Set("Referer", st.server.URL+"/reports?year=2026")
+		resp, err := noRedirects(c).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		if got := loc.Query().Get("post_logout_redirect_uri"); got != st.server.URL+"/portals/main/signed-out" {
+			t.Fatalf("post_logout_redirect_uri = %q, want the signed-out page", got)
+		}
+		// Entra ID sends the browser back to the registered page.
+		c.CheckRedirect = nil
+		page, body := navigate(t, c, loc.String())
+		if page.StatusCode != http.StatusOK || page.Request.URL.Path != "/portals/main/signed-out" || !strings.Contains(body, "You are signed out") {
+			t.Fatalf("after end-session: %d at %s: %.300q", page.StatusCode, page.Request.URL, body)
+		}
+		if !strings.Contains(body, `href="`+st.server.URL+`/reports?year=2026"`) {
+			t.Errorf("the page does not link back to where the user was: %.500q", body)
+		}
+		// The link-back cookie was used up; the page alone links home.
+		_, body = navigate(t, c, st.server.URL+"/portals/main/signed-out")
+		if !strings.Contains(body, `href="/"`) {
+			t.Errorf("the signed-out page again: %.400q", body)
+		}
+	})
 
 	t.Run("GET shows a sign-out button", func(t *testing.T) {
 		resp, body := navigate(t, st.browser(), st.server.URL+"/portals/main/logout")

@@ -44,7 +44,7 @@ func sessionCookie(t *testing.T, m *Middleware, s *session.Session) string {
 		s.Expires = time.Now().Add(time.Hour).Unix()
 	}
 	w := httptest.NewRecorder()
-	if err := m.writeSession(w, nil, s); err != nil {
+	if err := m.writeSession(w, nil, s, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	var pairs []string

@@ -185,7 +185,7 @@ var commonHeaders = []string{
 // out, and hashed to keep keys short: if authorize's signed-in decision
 // comes to depend on more of the configuration, it must be added here.
 func newCacheScope(m *Middleware) *cacheScope {
-	config := fmt.Sprintf("%q\x00%s\x00%v\x00%v\x00%v", m.sessionAAD, m.loginPrefix, m.lifetime, m.headers, m.rules)
+	config := fmt.Sprintf("%q\x00%s\x00%v\x00%v\x00%v\x00%v\x00%v\x00%v", m.sessionAAD, m.loginPrefix, m.lifetime, m.maxLifetime, m.renew, m.upstream, m.headers, m.rules)
 	c := &cacheScope{
 		prefix:  fmt.Sprintf("r%p:%s:", m.sealer, digest(config)),
 		special: m.api != nil || !m.exclusions.empty(),
@@ -279,20 +279,26 @@ func passCached(m *Middleware, c *cacheScope, r *http.Request) bool {
 
 // rememberSignedIn strips the plugin's cookies from a request that
 // authorize lets pass signed in as s with the identity header values
-// (aligned with m.headers), as stripOwnCookies does, and remembers the
-// outcome for passCached. c is m's scope; nil disables the cache.
-func rememberSignedIn(m *Middleware, c *cacheScope, r *http.Request, s *session.Session, values []string) {
+// (aligned with m.headers) and, with upstreamAccessToken, the token it set,
+// as stripOwnCookies does, and remembers the outcome for passCached until
+// until (Unix seconds: s's renewal time, or the token's refresh time). c is
+// m's scope; nil disables the cache.
+func rememberSignedIn(m *Middleware, c *cacheScope, r *http.Request, s *session.Session, values []string, until int64) {
 	lines := r.Header["Cookie"]
 	m.stripOwnCookies(r)
 	if c == nil || len(lines) != 1 || len(values) != len(m.headers) {
 		return
 	}
-	e := &cacheEntry{sealer: m.sealer, expires: m.sessionEnd(s)}
+	e := &cacheEntry{sealer: m.sealer, expires: until}
 	for i, hc := range m.headers {
 		if values[i] != "" {
 			e.names = append(e.names, hc.name)
 			e.values = append(e.values, values[i])
 		}
+	}
+	if m.upstream != nil {
+		e.names = append(e.names, m.upstream.header)
+		e.values = append(e.values, r.Header.Get(m.upstream.header))
 	}
 	if kept := r.Header["Cookie"]; len(kept) == 1 {
 		e.cookie = kept[0]

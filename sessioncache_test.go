@@ -79,7 +79,7 @@ func authorizeSignedIn(m *Middleware, c *cacheScope, r *http.Request) bool {
 	}
 	values := m.identityValues(s)
 	m.setIdentityHeaders(r.Header, values)
-	rememberSignedIn(m, c, r, s, values)
+	rememberSignedIn(m, c, r, s, values, m.renewAt(s))
 	return true
 }
 

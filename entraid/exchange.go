@@ -116,7 +116,43 @@ func (c *Client) Exchange(ctx context.Context, code, codeVerifier, redirectURI s
 	if err != nil {
 		return nil, err
 	}
-	return parseTokenResponse(status, body)
+	return parseTokenResponse(status, body, true)
+}
+
+// Refresh redeems a refresh token (grant_type=refresh_token) with the app's
+// credential. scope is what to ask for: "" asks for the sign-in scopes
+// again, which returns a new ID token (verify it with
+// VerifyRefreshedIDToken); the scopes of one API return an access token for
+// it (Entra ID issues one resource per token). Entra ID rotates refresh
+// tokens: the answer's RefreshToken replaces the one redeemed (it may be
+// empty, then keep the old one). Errors are as for Exchange: a refusal
+// (invalid_grant for a disabled user, a revoked or expired grant, a policy
+// that now needs interaction) is *Error; an outage wraps ErrUnavailable.
+func (c *Client) Refresh(ctx context.Context, refreshToken, scope string) (*Token, error) {
+	if refreshToken == "" {
+		return nil, errors.New("entraid: refresh: no refresh token")
+	}
+	if scope == "" {
+		scope = c.scope
+	}
+	md, _, err := c.metadata(ctx)
+	if err != nil {
+		return nil, err
+	}
+	form := url.Values{
+		"grant_type":    {"refresh_token"},
+		"client_id":     {c.clientID},
+		"refresh_token": {refreshToken},
+		"scope":         {scope},
+	}
+	if err := c.credential.SetClientAuth(ctx, form); err != nil {
+		return nil, err
+	}
+	status, body, err := c.post(ctx, md.TokenEndpoint, form)
+	if err != nil {
+		return nil, err
+	}
+	return parseTokenResponse(status, body, strings.Contains(" "+scope+" ", " openid "))
 }
 
 // post sends a form to the token endpoint. Every transport failure is
@@ -141,7 +177,9 @@ func (c *Client) post(ctx context.Context, endpoint string, form url.Values) (in
 	return resp.StatusCode, body, nil
 }
 
-func parseTokenResponse(status int, body []byte) (*Token, error) {
+// parseTokenResponse decodes a token endpoint answer; wantIDToken says
+// whether the request's scopes ask for an ID token.
+func parseTokenResponse(status int, body []byte, wantIDToken bool) (*Token, error) {
 	if status >= 500 {
 		return nil, fmt.Errorf("%w: token endpoint: HTTP %d%s", ErrUnavailable, status, errorSummary(body))
 	}
@@ -155,8 +193,11 @@ func parseTokenResponse(status int, body []byte) (*Token, error) {
 	if err := json.Unmarshal(body, &tr); err != nil {
 		return nil, fmt.Errorf("%w: token endpoint: answer is not JSON: %v", ErrUnavailable, err)
 	}
-	if tr.IDToken == "" {
+	if wantIDToken && tr.IDToken == "" {
 		return nil, fmt.Errorf("%w: token endpoint: answer has no id_token", ErrUnavailable)
+	}
+	if !wantIDToken && tr.AccessToken == "" {
+		return nil, fmt.Errorf("%w: token endpoint: answer has no access_token", ErrUnavailable)
 	}
 	t := &Token{
 		AccessToken:  tr.AccessToken,

@@ -49,6 +49,24 @@ func (c *Client) VerifyIDToken(ctx context.Context, raw, nonce string) (*Claims,
 	if nonce == "" {
 		return nil, fmt.Errorf("%w: nonce: no nonce to compare with", ErrInvalidToken)
 	}
+	return c.verifyIDToken(ctx, raw, nonce, "", "")
+}
+
+// VerifyRefreshedIDToken checks the ID token of a refresh (Refresh with
+// the sign-in scopes) of the session of user oid in tenant tid: every check
+// of VerifyIDToken but the nonce, which belongs to the interactive sign-in
+// only, and oid and tid must be the session's, so that a refresh token can
+// never turn into another user's session.
+func (c *Client) VerifyRefreshedIDToken(ctx context.Context, raw, oid, tid string) (*Claims, error) {
+	if oid == "" || tid == "" {
+		return nil, fmt.Errorf("%w: refresh: no user to compare with", ErrInvalidToken)
+	}
+	return c.verifyIDToken(ctx, raw, "", oid, tid)
+}
+
+// verifyIDToken checks raw, which comes from the token endpoint: with
+// nonce for a sign-in, with the session's oid and tid for a refresh.
+func (c *Client) verifyIDToken(ctx context.Context, raw, nonce, wantOID, wantTID string) (*Claims, error) {
 	tok, err := jwt.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
@@ -100,9 +118,11 @@ func (c *Client) VerifyIDToken(ctx context.Context, raw, nonce string) (*Claims,
 	if err != nil {
 		return nil, err
 	}
-	got := tok.String("nonce")
-	if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(nonce)) != 1 {
-		return nil, fmt.Errorf("%w: nonce: does not match the nonce of this login", ErrInvalidToken)
+	if nonce != "" {
+		got := tok.String("nonce")
+		if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(nonce)) != 1 {
+			return nil, fmt.Errorf("%w: nonce: does not match the nonce of this login", ErrInvalidToken)
+		}
 	}
 	if v, ok := tok.Claims["ver"]; ok && v != "2.0" {
 		return nil, fmt.Errorf("%w: ver: %v, want 2.0", ErrInvalidToken, v)
@@ -110,6 +130,12 @@ func (c *Client) VerifyIDToken(ctx context.Context, raw, nonce string) (*Claims,
 	oid := tok.String("oid")
 	if oid == "" {
 		return nil, fmt.Errorf("%w: oid: missing", ErrInvalidToken)
+	}
+	if wantOID != "" && !strings.EqualFold(oid, wantOID) {
+		return nil, fmt.Errorf("%w: oid: %s, but the session being renewed is %s's", ErrInvalidToken, oid, wantOID)
+	}
+	if wantTID != "" && !strings.EqualFold(tid, wantTID) {
+		return nil, fmt.Errorf("%w: tid: %s, but the session being renewed is of tenant %s", ErrInvalidToken, tid, wantTID)
 	}
 
 	cl := &Claims{

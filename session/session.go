@@ -14,8 +14,8 @@ import (
 )
 
 // Session is what the session cookie holds: only what authorization and
-// headers need, never tokens, so that a user in hundreds of groups still fits
-// in a few cookies.
+// headers need, and the refresh token that renews it (never an access or ID
+// token), so that a user in hundreds of groups still fits in a few cookies.
 //
 // The JSON keys are one or two letters because every byte is paid for in
 // every request's Cookie header.
@@ -33,9 +33,18 @@ type Session struct {
 	GroupsPending bool `json:"gp,omitempty"`
 	// Claims holds further claims that configured headers name, as the
 	// header values they become (lists comma-joined).
-	Claims   map[string]string `json:"c,omitempty"`
-	IssuedAt int64             `json:"i,omitempty"` // unix seconds
-	Expires  int64             `json:"x,omitempty"` // unix seconds
+	Claims map[string]string `json:"c,omitempty"`
+	// IssuedAt is when the session was issued or last renewed: it is
+	// trusted for the middleware's lifetime from then on.
+	IssuedAt int64 `json:"i,omitempty"` // unix seconds
+	// AuthTime is when the user last signed in interactively: renewals go
+	// on for the middleware's maxLifetime from then on.
+	AuthTime int64 `json:"a,omitempty"` // unix seconds
+	Expires  int64 `json:"x,omitempty"` // unix seconds
+	// RefreshToken is Entra ID's refresh token, with which the plugin
+	// renews the session; opaque, sealed like the rest, never logged, never
+	// sent anywhere but to Entra ID's token endpoint.
+	RefreshToken string `json:"rt,omitempty"`
 }
 
 // AAD is the additional data a session is sealed under: the cookie that

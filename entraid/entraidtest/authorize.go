@@ -147,8 +147,11 @@ func (t *Tenant) redirectAllowed(uri string) bool {
 	if uri == "" {
 		return false
 	}
-	if len(t.redirectURIs) > 0 {
-		for _, r := range t.redirectURIs {
+	t.mu.Lock()
+	registered := append([]string(nil), t.redirectURIs...)
+	t.mu.Unlock()
+	if len(registered) > 0 {
+		for _, r := range registered {
 			if r == uri {
 				return true
 			}
@@ -227,7 +230,10 @@ func (t *Tenant) writeSignInPage(w http.ResponseWriter, r *http.Request, problem
 		}
 	}
 	var users []map[string]string
-	for _, u := range t.Users {
+	t.mu.Lock()
+	all := append([]User(nil), t.Users...)
+	t.mu.Unlock()
+	for _, u := range all {
 		users = append(users, map[string]string{
 			"Name":     u.Name,
 			"Username": u.PreferredUsername,
@@ -282,9 +288,8 @@ func (t *Tenant) writeErrorPage(w http.ResponseWriter, r *http.Request, e *stsEr
 }
 
 // serveLogout implements /oauth2/v2.0/logout: back to
-// post_logout_redirect_uri when it is acceptable, else a signed-out page.
-// With registered redirect URIs, the post-logout URI must share the
-// scheme and host of one of them.
+// post_logout_redirect_uri when it is exactly one of the app's registered
+// redirect URIs, as Entra ID requires, else Entra ID's own signed-out page.
 func (t *Tenant) serveLogout(w http.ResponseWriter, r *http.Request) {
 	r.ParseForm()
 	target := r.Form.Get("post_logout_redirect_uri")
@@ -302,16 +307,17 @@ func (t *Tenant) serveLogout(w http.ResponseWriter, r *http.Request) {
 	signedOutPage.Execute(w, map[string]interface{}{"Domain": t.Domain})
 }
 
+// postLogoutAllowed: only a registered redirect URI, exactly. A tenant
+// with none registered (which accepts any redirect_uri at sign-in, for
+// tests' convenience) sends nobody back.
 func (t *Tenant) postLogoutAllowed(target string) bool {
-	u, err := url.Parse(target)
-	if target == "" || err != nil || !(u.Scheme == "http" || u.Scheme == "https") || u.Host == "" {
+	if target == "" {
 		return false
 	}
-	if len(t.redirectURIs) == 0 {
-		return true
-	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	for _, r := range t.redirectURIs {
-		if ru, err := url.Parse(r); err == nil && ru.Scheme == u.Scheme && ru.Host == u.Host {
+		if r == target {
 			return true
 		}
 	}

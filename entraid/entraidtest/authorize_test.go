@@ -253,16 +253,19 @@ func TestSignInPage(t *testing.T) {
 func TestLogout(t *testing.T) {
 	open := newTestTenant(t, Options{})
 	registered := newTestTenant(t, Options{RedirectURIs: []string{"https://app.example/portals/main/oauth2/callback"}})
+	registered.AddRedirectURI("https://app.example/portals/main/signed-out")
 	tests := []struct {
 		name   string
 		tenant *Tenant
 		query  url.Values
 		want   string // redirect target, or "" for the signed-out page
 	}{
-		{"redirects to post_logout_redirect_uri", open, url.Values{"post_logout_redirect_uri": {"https://app.example/"}}, "https://app.example/"},
-		{"passes state back", open, url.Values{"post_logout_redirect_uri": {"https://app.example/bye"}, "state": {"s1"}}, "https://app.example/bye?state=s1"},
-		{"accepts a URI on a registered host", registered, url.Values{"post_logout_redirect_uri": {"https://app.example/"}}, "https://app.example/"},
+		{"redirects to a registered post_logout_redirect_uri", registered, url.Values{"post_logout_redirect_uri": {"https://app.example/portals/main/signed-out"}}, "https://app.example/portals/main/signed-out"},
+		{"passes state back", registered, url.Values{"post_logout_redirect_uri": {"https://app.example/portals/main/signed-out"}, "state": {"s1"}}, "https://app.example/portals/main/signed-out?state=s1"},
+		{"refuses another URI on a registered host", registered, url.Values{"post_logout_redirect_uri": {"https://app.example/"}}, ""},
+		{"refuses a URI that only starts like a registered one", registered, url.Values{"post_logout_redirect_uri": {"https://app.example/portals/main/signed-out/x"}}, ""},
 		{"refuses a URI on another host", registered, url.Values{"post_logout_redirect_uri": {"https://evil.example/"}}, ""},
+		{"sends nobody back when no URI is registered", open, url.Values{"post_logout_redirect_uri": {"https://app.example/"}}, ""},
 		{"refuses a non-http URI", open, url.Values{"post_logout_redirect_uri": {"javascript:alert(1)"}}, ""},
 		{"shows a page without a URI", open, url.Values{}, ""},
 	}
@@ -283,7 +286,7 @@ func TestLogout(t *testing.T) {
 			t.Errorf("%s: %d, want the signed-out page", tt.name, resp.StatusCode)
 		}
 	}
-	if open.Hits(Logout) != 4 {
-		t.Errorf("Hits(Logout) = %d", open.Hits(Logout))
+	if open.Hits(Logout) != 3 || registered.Hits(Logout) != 5 {
+		t.Errorf("Hits(Logout) = %d and %d", open.Hits(Logout), registered.Hits(Logout))
 	}
 }

@@ -125,6 +125,8 @@ func (t *Tenant) graphUser(raw string) (User, bool) {
 		return User{}, false
 	}
 	oid := tok.String("oid")
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	for _, u := range t.Users {
 		if u.OID == oid {
 			return u, true

@@ -58,7 +58,8 @@ type Options struct {
 	SignIn string
 	// Addr to listen on; default 127.0.0.1:0.
 	Addr string
-	// RedirectURIs registered on the app. Empty accepts any http(s) URL.
+	// RedirectURIs registered on the app. Empty accepts any http(s) URL at
+	// sign-in, but sends nobody back after end-session (see AddRedirectURI).
 	RedirectURIs []string
 	// Domain is the tenant's verified domain, usable in place of the tenant
 	// ID in endpoint paths; default "contoso.example".
@@ -117,6 +118,13 @@ type Tenant struct {
 	// apps are further app registrations (client ID to secret) besides
 	// ClientID, e.g. two apps whose sessions must not open each other.
 	apps map[string]string
+	// refreshTokens, states and apis serve the refresh-token grant
+	// (refresh.go).
+	refreshTokens      map[string]*refreshGrant
+	refreshTokenLength int
+	refreshSerial      int
+	states             map[string]*userState
+	apis               []API
 }
 
 type signingKey struct {
@@ -144,6 +152,9 @@ func NewTenant(opts Options) *Tenant {
 		issuerKeys:   map[string]jwt.KeySet{},
 		codes:        map[string]*authCode{},
 		apps:         map[string]string{},
+
+		refreshTokens: map[string]*refreshGrant{},
+		states:        map[string]*userState{},
 	}
 	if t.TenantID == "" {
 		t.TenantID = newGUID()
@@ -266,6 +277,16 @@ func (t *Tenant) appSecret(clientID string) (string, bool) {
 	defer t.mu.Unlock()
 	secret, ok := t.apps[clientID]
 	return secret, ok
+}
+
+// AddRedirectURI registers another redirect URI on the app (Authentication
+// > Web > Redirect URIs), e.g. once a test knows its port. With any
+// registered, redirect_uri at sign-in must be one of them; end-session
+// sends users back only to one of them, exactly.
+func (t *Tenant) AddRedirectURI(uri string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.redirectURIs = append(t.redirectURIs, uri)
 }
 
 // SetClientSecretExpired makes the token endpoint refuse the client secret
@@ -423,7 +444,11 @@ func pairwiseSubject(oid, clientID string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])[:43]
 }
 
+// user finds a user by PreferredUsername; UpdateUser may change users
+// meanwhile, hence the lock.
 func (t *Tenant) user(username string) (User, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	for _, u := range t.Users {
 		if strings.EqualFold(u.PreferredUsername, username) {
 			return u, true

@@ -44,6 +44,8 @@ func (t *Tenant) serveToken(w http.ResponseWriter, r *http.Request) {
 		t.redeemCode(w, r, form, clientID)
 	case "client_credentials":
 		t.clientCredentials(w, r, form, clientID)
+	case "refresh_token":
+		t.refresh(w, r, form, clientID)
 	case "":
 		t.writeError(w, r, stsErr(http.StatusBadRequest, "invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'."))
 	default:
@@ -176,7 +178,7 @@ func (t *Tenant) redeemCode(w http.ResponseWriter, r *http.Request, form url.Val
 		return
 	}
 	redirectURI := form.Get("redirect_uri")
-	if len(t.redirectURIs) > 0 && !t.redirectAllowed(redirectURI) {
+	if !t.redirectAllowed(redirectURI) {
 		t.writeError(w, r, redirectMismatch(redirectURI, clientID))
 		return
 	}
@@ -232,7 +234,7 @@ func (t *Tenant) redeemCode(w http.ResponseWriter, r *http.Request, form url.Val
 		"id_token":       idToken,
 	}
 	if hasScope(ac.scope, "offline_access") {
-		resp["refresh_token"] = "1.A" + randomString(200)
+		resp["refresh_token"] = t.newRefreshToken(refreshGrant{username: ac.user.PreferredUsername, clientID: clientID, scope: ac.scope})
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

@@ -180,7 +180,7 @@ func TestRedeemCode(t *testing.T) {
 			f.Set("client_assertion_type", clientAssertionType)
 		}, 400, "invalid_request", "AADSTS90023"},
 		{"a missing grant_type is refused", func(f url.Values) { f.Del("grant_type") }, 400, "invalid_request", "AADSTS900144"},
-		{"the refresh_token grant is not supported", func(f url.Values) { f.Set("grant_type", "refresh_token") }, 400, "unsupported_grant_type", "AADSTS70003"},
+		{"an unsupported grant type", func(f url.Values) { f.Set("grant_type", "password") }, 400, "unsupported_grant_type", "AADSTS70003"},
 		{"a missing code is refused", func(f url.Values) { f.Del("code") }, 400, "invalid_request", "AADSTS900144"},
 		{"an unknown code is refused", func(f url.Values) { f.Set("code", "1.Anope") }, 400, "invalid_grant", "AADSTS9002313"},
 		{"another redirect_uri is refused", func(f url.Values) { f.Set("redirect_uri", "https://app.example/other") }, 400, "invalid_grant", "AADSTS500112"},

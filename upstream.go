@@ -1,0 +1,116 @@
+package entraauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/tfa-plugin/entraauth/entraid"
+	"github.com/tfa-plugin/entraauth/session"
+)
+
+// upstreamTokens remembers the access tokens minted for upstreams, per
+// sign-in and scope, until upstreamTokenMargin before they expire, and
+// collapses concurrent mints into one (see flightGroup). Tokens live in
+// process memory only, never in the cookie: each Traefik instance mints
+// its own.
+var upstreamTokens = newFlightGroup(4096)
+
+const (
+	// upstreamTokenMargin: a token is replaced this long before it expires,
+	// so that the upstream never receives one about to expire.
+	upstreamTokenMargin = 5 * time.Minute
+	// shortestUpstreamToken bounds how often a token is minted when Entra
+	// ID issues short-lived ones.
+	shortestUpstreamToken = time.Minute
+)
+
+// upstreamAccess is the outcome of minting an access token for the
+// upstream.
+type upstreamAccess struct {
+	value   string // the header value
+	expires int64  // Unix seconds: the token is replaced from then on
+	refused bool   // Entra ID refused the grant: the session ends
+	problem *problem
+}
+
+// setUpstreamToken sets the access token for the upstream on r: redeemed
+// with s's refresh token for the configured scope, or remembered from an
+// earlier request of the same sign-in. It returns when the token must be
+// replaced, or answers the request itself and reports answered.
+func (m *Middleware) setUpstreamToken(w http.ResponseWriter, r *http.Request, s *session.Session) (until int64, answered bool) {
+	now := m.now()
+	key := digest(fmt.Sprintf("upstream token\x00%p\x00%s\x00%s\x00%s\x00%d", m.client, m.sessionAAD, m.upstream.scope, s.OID, s.AuthTime))
+	v, ok := upstreamTokens.do(r.Context(), key, now, func() (interface{}, time.Duration) {
+		a := m.mintUpstreamToken(s, now)
+		if a.problem != nil || a.refused {
+			return a, failureMemory
+		}
+		return a, time.Duration(a.expires-now.Unix()) * time.Second
+	})
+	a, _ := v.(*upstreamAccess)
+	if !ok || a == nil {
+		a = &upstreamAccess{problem: m.upstreamProblem(fmt.Errorf("%w: the access token for the upstream took too long", entraid.ErrUnavailable))}
+	}
+	switch {
+	case a.refused:
+		session.ClearChunked(w.Header(), r, m.cookie)
+		m.challenge(w, r, sessionEnded)
+		return 0, true
+	case a.problem != nil:
+		m.writeError(w, r, a.problem)
+		return 0, true
+	}
+	r.Header[m.upstream.header] = []string{a.value}
+	return a.expires, false
+}
+
+// mintUpstreamToken redeems s's refresh token for an access token for the
+// upstream's scope.
+func (m *Middleware) mintUpstreamToken(s *session.Session, now time.Time) *upstreamAccess {
+	if s.RefreshToken == "" {
+		return &upstreamAccess{refused: true}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), renewalTimeout)
+	defer cancel()
+	tok, err := m.client.Refresh(ctx, s.RefreshToken, m.upstream.scope)
+	if err != nil {
+		var ee *entraid.Error
+		for e := err; e != nil; e = errors.Unwrap(e) {
+			if x, ok := e.(*entraid.Error); ok {
+				ee = x
+				break
+			}
+		}
+		if ee != nil && consentMissing(ee) {
+			p := m.upstreamProblem(err)
+			p.Status = http.StatusForbidden
+			p.Title = "Consent is missing"
+			p.Message = "This application needs permission to call " + m.upstream.scope + " on your behalf, and nobody has granted it yet."
+			p.Hint = "An administrator grants it in the Entra admin center: App registrations > this app > API permissions > add " + m.upstream.scope + " > Grant admin consent."
+			return &upstreamAccess{problem: p}
+		}
+		if why, refused := refusal(err); refused {
+			m.log.Printf("session of %s ended: Microsoft Entra ID refused an access token for %s: %s", s.OID, m.upstream.scope, why)
+			return &upstreamAccess{refused: true}
+		}
+		return &upstreamAccess{problem: m.upstreamProblem(err)}
+	}
+	life := time.Duration(tok.ExpiresIn)*time.Second - upstreamTokenMargin
+	if life < shortestUpstreamToken {
+		life = shortestUpstreamToken
+	}
+	value := tok.AccessToken
+	if m.upstream.bearer {
+		value = "Bearer " + value
+	}
+	return &upstreamAccess{value: sanitizeHeaderValue(value), expires: now.Add(life).Unix()}
+}
+
+// consentMissing reports whether Entra ID refused a token for lack of
+// consent to the scope (AADSTS65001, or consent_required).
+func consentMissing(e *entraid.Error) bool {
+	return e.Code == "consent_required" || e.AADSTS() == "AADSTS65001"
+}
