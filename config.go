@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -37,12 +38,17 @@ type settings struct {
 	exclusions      exclusions
 	api             *entraid.AccessPolicy
 	requiredScopes  []string
-	sessionKey      string // cookie name and secret fingerprint
+	sessionKey      string        // cookie name and secret fingerprint
+	requestTimeout  time.Duration // of every call to Entra ID, Graph and assertion sources
 }
 
 const (
 	minLifetime = time.Minute
 	maxLifetime = 30 * 24 * time.Hour
+
+	defaultRequestTimeout = 10 * time.Second
+	minRequestTimeout     = time.Second
+	maxRequestTimeout     = 2 * time.Minute
 )
 
 // validate checks every option and says, for the first one that is wrong,
@@ -235,6 +241,15 @@ func validateEntra(e MicrosoftEntraID, getenv func(string) string, s *settings) 
 		return optionError("microsoftEntraID.scopes", "must include openid (e.g. \"openid profile email\")")
 	}
 
+	s.requestTimeout = defaultRequestTimeout
+	if v := strings.TrimSpace(e.RequestTimeout); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < minRequestTimeout || d > maxRequestTimeout {
+			return optionError("microsoftEntraID.requestTimeout", "%q is not a duration from 1s to 2m: write e.g. \"10s\" or \"30s\"", e.RequestTimeout)
+		}
+		s.requestTimeout = d
+	}
+
 	credential, err := clientCredential(e, authority, getenv, s)
 	if err != nil {
 		return err
@@ -254,8 +269,9 @@ func validateEntra(e MicrosoftEntraID, getenv func(string) string, s *settings) 
 		ClientID:       clientID,
 		Scopes:         scopes,
 		Credential:     credential,
+		HTTPClient:     &http.Client{Timeout: s.requestTimeout},
 	}
-	s.clientKey = strings.Join([]string{authority, tenant, clientID, strings.Join(scopes, " "), strings.Join(allowedTenants, ","), credentialKey(e)}, "\n")
+	s.clientKey = strings.Join([]string{authority, tenant, clientID, strings.Join(scopes, " "), strings.Join(allowedTenants, ","), credentialKey(e), s.requestTimeout.String()}, "\n")
 	return nil
 }
 
@@ -283,7 +299,7 @@ func clientCredential(e MicrosoftEntraID, authority string, getenv func(string) 
 		}
 		credential = &secretFile{path: e.ClientSecretFile}
 	default:
-		cache, err := assertion.Shared(strings.TrimSpace(e.ClientAssertion), authority, getenv)
+		cache, err := assertion.Shared(strings.TrimSpace(e.ClientAssertion), authority, s.requestTimeout, getenv)
 		if err != nil {
 			return nil, optionError("microsoftEntraID.clientAssertion", "%v", err)
 		}

@@ -77,6 +77,9 @@ type MicrosoftEntraID struct {
 	// AllowedTenants lists the tenant IDs a multi-tenant application
 	// (tenantID organizations or common) accepts.
 	AllowedTenants []string `json:"allowedTenants,omitempty"`
+	// RequestTimeout bounds every call to Entra ID, Microsoft Graph and the
+	// client assertion source, as a Go duration ("10s").
+	RequestTimeout string `json:"requestTimeout,omitempty"`
 }
 
 // Session configures the sealed session cookie.
@@ -101,8 +104,9 @@ func CreateConfig() *Config {
 	return &Config{
 		Portal: "main",
 		MicrosoftEntraID: MicrosoftEntraID{
-			AuthorityHost: "https://login.microsoftonline.com",
-			Scopes:        []string{"openid", "profile", "email"},
+			AuthorityHost:  "https://login.microsoftonline.com",
+			Scopes:         []string{"openid", "profile", "email"},
+			RequestTimeout: "10s",
 		},
 		Session: Session{Lifetime: "2h"},
 	}
