@@ -356,7 +356,7 @@ func validateSession(c Session, s *settings) error {
 	previous := splitList(c.PreviousSecrets)
 	for i, p := range previous {
 		if len(p) < 32 {
-			return optionError("session.previousSecrets", "entry %d is %d characters long: every secret has at least 32", i+1, len(p))
+			return optionError("session.previousSecrets", "entry %d is %d characters long: every secret has at least 32 (a comma or white space separates entries: a secret cannot contain one)", i+1, len(p))
 		}
 	}
 	sealer, err := sharedSealer(secret, previous)
