@@ -92,8 +92,10 @@ test:
 	$(MAKE) soak-short
 	$(MAKE) bench-smoke
 
-# The plugin in a local Traefik: https://app.localhost:8443 with the dev
-# tenant, or the real tenant of ENTRA_TENANT_ID/ENTRA_CLIENT_ID/ENTRA_CLIENT_SECRET.
+# The plugin in a local Traefik: https://app.localhost:8443 and, with an
+# allowedGroups rule, https://admin.localhost:8443 with the dev tenant, or the
+# real tenant of ENTRA_TENANT_ID/ENTRA_CLIENT_ID/ENTRA_CLIENT_SECRET
+# (ENTRA_ADMIN_GROUP for the admin router).
 demo: tools
 	TRAEFIK_BIN=$(TRAEFIK) ./scripts/demo.sh
 

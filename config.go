@@ -43,7 +43,8 @@ type settings struct {
 	exclusions      exclusions
 	api             *entraid.AccessPolicy
 	requiredScopes  []string
-	sessionKey      string // cookie name and secret fingerprint
+	sessionKey      string        // cookie name and secret fingerprint
+	requestTimeout  time.Duration // of every call to Entra ID, Graph and assertion sources
 }
 
 const (
@@ -54,6 +55,10 @@ const (
 	// longestMaxLifetime is Entra ID's own limit: a web app's refresh token
 	// lives 90 days.
 	longestMaxLifetime = 90 * 24 * time.Hour
+
+	defaultRequestTimeout = 10 * time.Second
+	minRequestTimeout     = time.Second
+	maxRequestTimeout     = 2 * time.Minute
 )
 
 // validate checks every option and says, for the first one that is wrong,
@@ -271,6 +276,14 @@ func validateEntra(e MicrosoftEntraID, getenv func(string) string, s *settings) 
 	if s.domainHint != "" && s.domainHint != "organizations" && s.domainHint != "consumers" && !isDomain(s.domainHint) {
 		return optionError("microsoftEntraID.domainHint", "%q is not a domain: write the users' federated domain, e.g. contoso.com", e.DomainHint)
 	}
+	s.requestTimeout = defaultRequestTimeout
+	if v := strings.TrimSpace(e.RequestTimeout); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < minRequestTimeout || d > maxRequestTimeout {
+			return optionError("microsoftEntraID.requestTimeout", "%q is not a duration from 1s to 2m: write e.g. \"10s\" or \"30s\"", e.RequestTimeout)
+		}
+		s.requestTimeout = d
+	}
 
 	credential, err := clientCredential(e, authority, getenv, s)
 	if err != nil {
@@ -291,8 +304,9 @@ func validateEntra(e MicrosoftEntraID, getenv func(string) string, s *settings) 
 		ClientID:       clientID,
 		Scopes:         scopes,
 		Credential:     credential,
+		HTTPClient:     &http.Client{Timeout: s.requestTimeout},
 	}
-	s.clientKey = strings.Join([]string{authority, tenant, clientID, strings.Join(scopes, " "), strings.Join(allowedTenants, ","), credentialKey(e)}, "\n")
+	s.clientKey = strings.Join([]string{authority, tenant, clientID, strings.Join(scopes, " "), strings.Join(allowedTenants, ","), credentialKey(e), s.requestTimeout.String()}, "\n")
 	return nil
 }
 
@@ -320,7 +334,7 @@ func clientCredential(e MicrosoftEntraID, authority string, getenv func(string) 
 		}
 		credential = &secretFile{path: e.ClientSecretFile}
 	default:
-		cache, err := assertion.Shared(strings.TrimSpace(e.ClientAssertion), authority, getenv)
+		cache, err := assertion.Shared(strings.TrimSpace(e.ClientAssertion), authority, s.requestTimeout, getenv)
 		if err != nil {
 			return nil, optionError("microsoftEntraID.clientAssertion", "%v", err)
 		}
@@ -377,7 +391,7 @@ func validateSession(c Session, s *settings) error {
 	previous := splitList(c.PreviousSecrets)
 	for i, p := range previous {
 		if len(p) < 32 {
-			return optionError("session.previousSecrets", "entry %d is %d characters long: every secret has at least 32", i+1, len(p))
+			return optionError("session.previousSecrets", "entry %d is %d characters long: every secret has at least 32 (a comma or white space separates entries: a secret cannot contain one)", i+1, len(p))
 		}
 	}
 	sealer, err := sharedSealer(secret, previous)

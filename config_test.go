@@ -168,6 +168,9 @@ func TestValidateRefusesBadOptionsByName(t *testing.T) {
 		{"a lifetime too long", func(c *Config) { c.Session.Lifetime = "9000h" }, "session.lifetime"},
 		{"a cookie name with a space", func(c *Config) { c.Session.CookieName = "my cookie" }, "session.cookieName"},
 		{"a cookie domain with a scheme", func(c *Config) { c.Session.CookieDomain = "https://example.com" }, "session.cookieDomain"},
+		{"a request timeout without a unit", func(c *Config) { c.MicrosoftEntraID.RequestTimeout = "10" }, "microsoftEntraID.requestTimeout"},
+		{"a request timeout too short", func(c *Config) { c.MicrosoftEntraID.RequestTimeout = "500ms" }, "microsoftEntraID.requestTimeout"},
+		{"a request timeout too long", func(c *Config) { c.MicrosoftEntraID.RequestTimeout = "5m" }, "microsoftEntraID.requestTimeout"},
 		{"an auth host without a cookie domain", func(c *Config) { c.AuthHost = "auth.example.com" }, "session.cookieDomain"},
 		{"an auth host with a scheme", func(c *Config) {
 			c.AuthHost = "https://auth.example.com"
@@ -269,6 +272,36 @@ func TestSignInHintsReachTheAuthorizationRequest(t *testing.T) {
 	}
 	if !strings.Contains(q.Get("scope"), "offline_access") {
 		t.Errorf("scope %q lacks offline_access: renewal is on by default", q.Get("scope"))
+	}
+}
+
+func TestRequestTimeoutBoundsTheEntraClientAndKeysTheSharedOne(t *testing.T) {
+	tests := []struct {
+		value string
+		want  time.Duration
+	}{
+		{"", 10 * time.Second},
+		{"10s", 10 * time.Second},
+		{" 1s ", time.Second},
+		{"1m30s", 90 * time.Second},
+		{"2m", 2 * time.Minute},
+	}
+	keys := map[string]string{}
+	for _, tt := range tests {
+		c := validConfig()
+		c.MicrosoftEntraID.RequestTimeout = tt.value
+		s, err := validate(c, noEnv)
+		if err != nil {
+			t.Fatalf("requestTimeout %q: %v", tt.value, err)
+		}
+		if s.requestTimeout != tt.want || s.entra.HTTPClient == nil || s.entra.HTTPClient.Timeout != tt.want {
+			t.Errorf("requestTimeout %q: got %v and an Entra ID client %+v, want %v for both", tt.value, s.requestTimeout, s.entra.HTTPClient, tt.want)
+		}
+		// Clients are shared by configuration: another timeout is another client.
+		if other, ok := keys[s.clientKey]; ok && other != tt.want.String() {
+			t.Errorf("requestTimeout %q shares its Entra ID client with %s", tt.value, other)
+		}
+		keys[s.clientKey] = tt.want.String()
 	}
 }
 

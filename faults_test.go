@@ -3,6 +3,7 @@ package entraauth
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log"
 	"net/http"
 	"net/http/httptest"
@@ -701,4 +702,62 @@ func TestAPanicBecomesA500ForThatRequestOnly(t *testing.T) {
 			t.Fatalf("the panic was not logged: %q", logs)
 		}
 	})
+}
+
+func TestRequestTimeoutBoundsEveryCallToEntraGraphAndTheAssertionSource(t *testing.T) {
+	// Each service answers after slowAnswer: within the default 10 s, so
+	// only microsoftEntraID.requestTimeout, given through New, can make the
+	// plugin give up first.
+	overage := alice
+	overage.Groups = make([]string, 0, 250)
+	for i := 0; i < 250; i++ {
+		overage.Groups = append(overage.Groups, fmt.Sprintf("a1b2c3d4-0000-4000-8000-%012d", i))
+	}
+	tests := []struct {
+		name   string
+		setup  func(t *testing.T) *stack
+		status int
+		code   string
+		title  string
+	}{
+		{"Entra ID's token endpoint", func(t *testing.T) *stack {
+			st := newStack(t, func(c *Config) { c.MicrosoftEntraID.RequestTimeout = "1s" })
+			st.tenant.SetFault(entraidtest.Token, entraidtest.Fault{Delay: slowAnswer})
+			return st
+		}, http.StatusServiceUnavailable, "idp_unavailable", "Microsoft Entra ID is unreachable"},
+		{"Microsoft Graph", func(t *testing.T) *stack {
+			st := newStackFor(t, overage, func(c *Config) {
+				c.MicrosoftEntraID.RequestTimeout = "1s"
+				c.AllowedGroups = []string{overage.Groups[7]}
+			})
+			st.tenant.SetFault(entraidtest.Graph, entraidtest.Fault{Delay: slowAnswer})
+			return st
+		}, http.StatusBadGateway, "groups_unavailable", "Group memberships could not be read"},
+		{"a client assertion source (tsiam)", func(t *testing.T) *stack {
+			fake := assertiontest.NewTsiam()
+			t.Cleanup(func() { fake.Close() })
+			st := newStack(t, func(c *Config) {
+				c.MicrosoftEntraID.RequestTimeout = "1s"
+				c.MicrosoftEntraID.ClientSecret = ""
+				c.MicrosoftEntraID.ClientAssertion = "tsiam=" + fake.URL
+			})
+			fake.Mint = tenantAssertion(st.tenant)
+			fake.SetDelay(slowAnswer)
+			return st
+		}, http.StatusServiceUnavailable, "client_assertion_unavailable", "could not be reached"},
+	}
+	for _, tt := range tests {
+		tt := tt
+		t.Run(tt.name, func(t *testing.T) {
+			st := tt.setup(t)
+			resp, body, took := signInAttempt(t, st)
+			wantPage(t, resp, body, tt.status, tt.code)
+			if !strings.Contains(body, tt.title) {
+				t.Errorf("the page does not say %q: %.400q", tt.title, body)
+			}
+			if took > answerBound {
+				t.Errorf("the callback took %v with a 1s request timeout, want at most %v", took, answerBound)
+			}
+		})
+	}
 }

@@ -99,6 +99,9 @@ type MicrosoftEntraID struct {
 	// DomainHint skips home-realm discovery: a federated domain, or
 	// organizations or consumers.
 	DomainHint string `json:"domainHint,omitempty"`
+	// RequestTimeout bounds every call to Entra ID, Microsoft Graph and the
+	// client assertion source, as a Go duration ("10s").
+	RequestTimeout string `json:"requestTimeout,omitempty"`
 }
 
 // Session configures the sealed session cookie.
@@ -130,8 +133,9 @@ func CreateConfig() *Config {
 	return &Config{
 		Portal: "main",
 		MicrosoftEntraID: MicrosoftEntraID{
-			AuthorityHost: "https://login.microsoftonline.com",
-			Scopes:        []string{"openid", "profile", "email"},
+			AuthorityHost:  "https://login.microsoftonline.com",
+			Scopes:         []string{"openid", "profile", "email"},
+			RequestTimeout: "10s",
 		},
 		Session: Session{Lifetime: defaultLifetime, Renew: true},
 	}

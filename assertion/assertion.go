@@ -238,15 +238,28 @@ const (
 	maxTokenFileSize = 64 << 10
 )
 
-// Timeouts: each HTTP request, and each Fetch (which may retry).
-const (
-	requestTimeout = 10 * time.Second
-	fetchTimeout   = 30 * time.Second
-)
+// DefaultRequestTimeout bounds each HTTP request of a source whose
+// RequestTimeout is zero.
+const DefaultRequestTimeout = 10 * time.Second
+
+// requestTimeout is the bound of each HTTP request of a source.
+func requestTimeout(d time.Duration) time.Duration {
+	if d <= 0 {
+		return DefaultRequestTimeout
+	}
+	return d
+}
+
+// fetchTimeout bounds a whole Fetch, which may retry: three requests' worth.
+func fetchTimeout(d time.Duration) time.Duration {
+	return 3 * requestTimeout(d)
+}
 
 // Default HTTP clients, shared by all sources whose HTTPClient is nil so that
 // connections are reused. Local metadata endpoints (IMDS, App Service, Arc,
 // tsiam over Tailscale) must not go through an HTTP proxy; Entra ID may have to.
+// They carry no timeout of their own: send bounds each request with the
+// source's RequestTimeout.
 var (
 	directClient = newHTTPClient(false)
 	proxyClient  = newHTTPClient(true)
@@ -261,7 +274,7 @@ func newHTTPClient(useProxy bool) *http.Client {
 		}
 		transport = c
 	}
-	return &http.Client{Timeout: requestTimeout, Transport: transport}
+	return &http.Client{Transport: transport}
 }
 
 // clientOr returns c, or def when c is nil.
@@ -279,9 +292,12 @@ type response struct {
 	body   []byte
 }
 
-// send runs req and reads at most maxResponseSize bytes of the body.
-func send(client *http.Client, req *http.Request) (*response, error) {
-	resp, err := client.Do(req)
+// send runs req and reads at most maxResponseSize bytes of the body, all
+// within timeout (a source's RequestTimeout; zero: DefaultRequestTimeout).
+func send(client *http.Client, req *http.Request, timeout time.Duration) (*response, error) {
+	ctx, cancel := context.WithTimeout(req.Context(), requestTimeout(timeout))
+	defer cancel()
+	resp, err := client.Do(req.WithContext(ctx))
 	if err != nil {
 		return nil, err
 	}

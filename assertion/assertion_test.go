@@ -1,10 +1,16 @@
 package assertion_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tfa-plugin/entraauth/assertion"
 )
@@ -239,5 +245,61 @@ func TestAsErrorFindsAWrappedError(t *testing.T) {
 	}
 	if _, ok := assertion.AsError(nil); ok {
 		t.Error("AsError found an Error in nil")
+	}
+}
+
+func TestEverySourceBoundsItsRequestsWithRequestTimeout(t *testing.T) {
+	// A service that takes far longer than the timeout, and less than the
+	// 10 s default: only RequestTimeout can end the wait early. The bound
+	// is under the whole Fetch's limit (three times the timeout), so that
+	// it is the request's own deadline that ends it.
+	const (
+		timeout = time.Second
+		hang    = 5 * time.Second
+		bound   = 2500 * time.Millisecond // the timeout plus scheduling slack
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Read the form first: only then does the server notice the client
+		// hanging up.
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case <-time.After(hang):
+		case <-r.Context().Done():
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"access_token":"late","expires_in":"3600"}`)
+	}))
+	defer srv.Close()
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	writeFile(t, tokenFile, serviceAccountJWT("system:serviceaccount:traefik:traefik", time.Now().Add(time.Hour)))
+
+	tests := []struct {
+		name string
+		src  assertion.Source
+	}{
+		{"a managed identity", &assertion.ManagedIdentity{
+			Platform: assertion.PlatformIMDS, Endpoint: srv.URL + "/metadata/identity/oauth2/token",
+			Resource: assertion.AudiencePublic, RequestTimeout: timeout,
+			Sleep: func(context.Context, time.Duration) error { return nil },
+		}},
+		{"workload identity", &assertion.WorkloadIdentity{
+			AuthorityHost: srv.URL, TenantID: "22222222-2222-2222-2222-222222222222", ClientID: "11111111-1111-1111-1111-111111111111",
+			TokenFile: tokenFile, Scope: assertion.AudiencePublic + "/.default", RequestTimeout: timeout,
+		}},
+		{"tsiam", &assertion.Tsiam{Endpoint: srv.URL, Resource: assertion.AudiencePublic, RequestTimeout: timeout}},
+	}
+	for _, tt := range tests {
+		tt := tt
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			_, err := tt.src.Fetch(context.Background())
+			took := time.Since(start)
+			if !errors.Is(err, assertion.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Fetch = %v, want ErrUnavailable from a deadline", err)
+			}
+			if took > bound {
+				t.Errorf("Fetch took %v with a request timeout of %v", took, timeout)
+			}
+		})
 	}
 }

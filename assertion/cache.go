@@ -232,19 +232,21 @@ type sharedEntry struct {
 	used  uint64
 }
 
-// Shared parses value like Parse and returns the process-wide Cache for it.
-// Traefik calls the plugin's New on every configuration reload and never
-// closes the old instance; Shared lets all of them use one cache, so a reload
-// neither refetches the assertion nor leaks. Caches are keyed by the resolved
-// source (the value, the authority host and the environment they read); at
-// most 16 are kept, the least recently requested being dropped first (its
-// holders keep using it).
-func Shared(value, authorityHost string, getenv func(string) string) (*Cache, error) {
+// Shared parses value like Parse and returns the process-wide Cache for it,
+// whose source bounds each request with requestTimeout (zero:
+// DefaultRequestTimeout). Traefik calls the plugin's New on every
+// configuration reload and never closes the old instance; Shared lets all of
+// them use one cache, so a reload neither refetches the assertion nor leaks.
+// Caches are keyed by the resolved source (the value, the authority host and
+// the environment they read) and the timeout; at most 16 are kept, the least
+// recently requested being dropped first (its holders keep using it).
+func Shared(value, authorityHost string, requestTimeout time.Duration, getenv func(string) string) (*Cache, error) {
 	src, err := Parse(value, authorityHost, getenv)
 	if err != nil {
 		return nil, err
 	}
-	key := sharedKey(src)
+	setRequestTimeout(src, requestTimeout)
+	key := sharedKey(src) + "\x00" + requestTimeout.String()
 	sharedMu.Lock()
 	defer sharedMu.Unlock()
 	sharedClock++
@@ -279,4 +281,17 @@ func sharedKey(src Source) string {
 		parts = append(parts, s.Audience)
 	}
 	return strings.Join(parts, "\x00")
+}
+
+// setRequestTimeout sets the timeout of the sources that make HTTP requests
+// (a service account token is a file).
+func setRequestTimeout(src Source, d time.Duration) {
+	switch s := src.(type) {
+	case *ManagedIdentity:
+		s.RequestTimeout = d
+	case *WorkloadIdentity:
+		s.RequestTimeout = d
+	case *Tsiam:
+		s.RequestTimeout = d
+	}
 }

@@ -323,7 +323,7 @@ func (panickingSource) Fetch(ctx context.Context) (assertion.Token, error) { pan
 
 func TestShared(t *testing.T) {
 	getenv := env(map[string]string{"AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://127.0.0.1:1"})
-	a, err := assertion.Shared("AzureManagedIdentity=44444444-4444-4444-4444-444444444444", "", getenv)
+	a, err := assertion.Shared("AzureManagedIdentity=44444444-4444-4444-4444-444444444444", "", 0, getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,25 +331,33 @@ func TestShared(t *testing.T) {
 		name      string
 		value     string
 		authority string
+		timeout   time.Duration
 		same      bool
 	}{
-		{"the same value gets the same cache", "AzureManagedIdentity=44444444-4444-4444-4444-444444444444", "", true},
-		{"the name's case does not matter", "azuremanagedidentity=44444444-4444-4444-4444-444444444444", "https://login.microsoftonline.com/", true},
-		{"another client ID gets another cache", "AzureManagedIdentity=55555555-5555-5555-5555-555555555555", "", false},
-		{"another cloud gets another cache", "AzureManagedIdentity=44444444-4444-4444-4444-444444444444", "https://login.microsoftonline.us", false},
+		{"the same value gets the same cache", "AzureManagedIdentity=44444444-4444-4444-4444-444444444444", "", 0, true},
+		{"the name's case does not matter", "azuremanagedidentity=44444444-4444-4444-4444-444444444444", "https://login.microsoftonline.com/", 0, true},
+		{"another client ID gets another cache", "AzureManagedIdentity=55555555-5555-5555-5555-555555555555", "", 0, false},
+		{"another cloud gets another cache", "AzureManagedIdentity=44444444-4444-4444-4444-444444444444", "https://login.microsoftonline.us", 0, false},
+		{"another request timeout gets another cache", "AzureManagedIdentity=44444444-4444-4444-4444-444444444444", "", 3 * time.Second, false},
 	}
 	for _, tt := range tests {
+		tt := tt
 		t.Run(tt.name, func(t *testing.T) {
-			b, err := assertion.Shared(tt.value, tt.authority, getenv)
+			b, err := assertion.Shared(tt.value, tt.authority, tt.timeout, getenv)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if (a == b) != tt.same {
 				t.Errorf("same cache = %v, want %v", a == b, tt.same)
 			}
+			if mi, ok := b.Source().(*assertion.ManagedIdentity); !ok {
+				t.Errorf("the source is %T, want a managed identity", b.Source())
+			} else if mi.RequestTimeout != tt.timeout {
+				t.Errorf("the source's request timeout is %v, want %v", mi.RequestTimeout, tt.timeout)
+			}
 		})
 	}
-	if _, err := assertion.Shared("AzureCLI", "", getenv); err == nil {
+	if _, err := assertion.Shared("AzureCLI", "", 0, getenv); err == nil {
 		t.Error("Shared accepted an unknown source")
 	}
 }
@@ -358,7 +366,7 @@ func TestSharedSurvivesReloads(t *testing.T) {
 	srv := assertiontest.NewTsiam()
 	defer srv.Close()
 	for i := 0; i < 5; i++ { // what the plugin's New does on every Traefik reload
-		c, err := assertion.Shared("tsiam="+srv.URL, "", nil)
+		c, err := assertion.Shared("tsiam="+srv.URL, "", 0, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -372,16 +380,16 @@ func TestSharedSurvivesReloads(t *testing.T) {
 }
 
 func TestSharedIsBounded(t *testing.T) {
-	first, err := assertion.Shared("tsiam=http://127.0.0.1:1/bounded-0", "", nil)
+	first, err := assertion.Shared("tsiam=http://127.0.0.1:1/bounded-0", "", 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 16; i++ {
-		if _, err := assertion.Shared(fmt.Sprintf("tsiam=http://127.0.0.1:1/bounded-%d", i), "", nil); err != nil {
+		if _, err := assertion.Shared(fmt.Sprintf("tsiam=http://127.0.0.1:1/bounded-%d", i), "", 0, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	again, _ := assertion.Shared("tsiam=http://127.0.0.1:1/bounded-0", "", nil)
+	again, _ := assertion.Shared("tsiam=http://127.0.0.1:1/bounded-0", "", 0, nil)
 	if again == first {
 		t.Error("the least recently used cache was not dropped after 16 others")
 	}

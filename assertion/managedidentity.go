@@ -52,7 +52,10 @@ type ManagedIdentity struct {
 	// the plugin read and send any file.
 	ArcTokenDir string
 
-	HTTPClient *http.Client // nil: a client with a 10 s timeout, no proxy
+	HTTPClient *http.Client // nil: a shared client that uses no proxy
+	// RequestTimeout bounds each request (zero: DefaultRequestTimeout); a
+	// Fetch, retries included, is bounded by three times it.
+	RequestTimeout time.Duration
 	// Sleep waits between retries (nil: a timer that honours ctx). Tests
 	// replace it so they do not wait.
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -108,7 +111,7 @@ func (m *ManagedIdentity) name() string { return "managed identity (" + m.Platfo
 // Fetch gets a token, retrying 404, 410, 429 and 5xx answers with bounded
 // exponential backoff; other answers are final.
 func (m *ManagedIdentity) Fetch(ctx context.Context) (Token, error) {
-	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	ctx, cancel := context.WithTimeout(ctx, fetchTimeout(m.RequestTimeout))
 	defer cancel()
 	delay := firstRetry
 	for attempt := 1; ; attempt++ {
@@ -202,7 +205,7 @@ func (m *ManagedIdentity) get(ctx context.Context, q url.Values, header http.Hea
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	r, err := send(clientOr(m.HTTPClient, directClient), req)
+	r, err := send(clientOr(m.HTTPClient, directClient), req, m.RequestTimeout)
 	if err != nil {
 		return nil, unavailable(m.name(), "requesting a token from "+m.Endpoint, m.unreachableHint(), err)
 	}

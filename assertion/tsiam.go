@@ -14,7 +14,9 @@ import (
 type Tsiam struct {
 	Endpoint   string       // e.g. https://tsiam.example.ts.net, without trailing slash
 	Resource   string       // audience, e.g. api://AzureADTokenExchange
-	HTTPClient *http.Client // nil: a client with a 10 s timeout, no proxy
+	HTTPClient *http.Client // nil: a shared client that uses no proxy
+	// RequestTimeout bounds each request (zero: DefaultRequestTimeout).
+	RequestTimeout time.Duration
 }
 
 // String describes the source for logs.
@@ -26,7 +28,7 @@ func (t *Tsiam) String() string {
 // header X-Tsiam: 1.
 func (t *Tsiam) Fetch(ctx context.Context) (Token, error) {
 	const source = "tsiam"
-	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	ctx, cancel := context.WithTimeout(ctx, fetchTimeout(t.RequestTimeout))
 	defer cancel()
 	endpoint := t.Endpoint + "/token?" + url.Values{"resource": {t.Resource}}.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, http.NoBody)
@@ -35,7 +37,7 @@ func (t *Tsiam) Fetch(ctx context.Context) (Token, error) {
 	}
 	req.Header.Set("X-Tsiam", "1")
 	req.Header.Set("Accept", "application/json")
-	r, err := send(clientOr(t.HTTPClient, directClient), req)
+	r, err := send(clientOr(t.HTTPClient, directClient), req, t.RequestTimeout)
 	if err != nil {
 		return Token{}, unavailable(source, "requesting a token from "+t.Endpoint, "is this machine on the tailnet and tsiam running?", err)
 	}

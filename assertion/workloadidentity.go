@@ -23,7 +23,9 @@ type WorkloadIdentity struct {
 	// because the kubelet rotates it; its location is not fixed.
 	TokenFile  string
 	Scope      string       // e.g. api://AzureADTokenExchange/.default
-	HTTPClient *http.Client // nil: a client with a 10 s timeout (honours HTTPS_PROXY)
+	HTTPClient *http.Client // nil: a shared client (honours HTTPS_PROXY)
+	// RequestTimeout bounds each request (zero: DefaultRequestTimeout).
+	RequestTimeout time.Duration
 }
 
 // workloadIdentityFromEnv reads the variables the workload identity webhook
@@ -73,7 +75,7 @@ func (w *WorkloadIdentity) Fetch(ctx context.Context) (Token, error) {
 	if err != nil {
 		return Token{}, fmt.Errorf("assertion: %s: reading AZURE_FEDERATED_TOKEN_FILE: %v; is the projected token volume mounted?", source, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	ctx, cancel := context.WithTimeout(ctx, fetchTimeout(w.RequestTimeout))
 	defer cancel()
 	form := url.Values{}
 	form.Set("grant_type", "client_credentials")
@@ -88,7 +90,7 @@ func (w *WorkloadIdentity) Fetch(ctx context.Context) (Token, error) {
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	r, err := send(clientOr(w.HTTPClient, proxyClient), req)
+	r, err := send(clientOr(w.HTTPClient, proxyClient), req, w.RequestTimeout)
 	if err != nil {
 		return Token{}, unavailable(source, "requesting a token from "+endpoint, "check AZURE_AUTHORITY_HOST and outbound access to Entra ID", err)
 	}

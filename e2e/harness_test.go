@@ -295,7 +295,10 @@ type traefik struct {
 	// environ is added to the environment Traefik inherits (e.g. what a
 	// federated credential reads: AZURE_CLIENT_ID...); set it before start.
 	environ map[string]string
-
+	// docker, when set before start, adds a Docker provider with this
+	// endpoint (e.g. unix:///.../docker.sock) that exposes only containers
+	// labelled traefik.enable=true.
+	docker   string
 	mu       sync.Mutex
 	revision int
 	cmd      *exec.Cmd
@@ -440,6 +443,13 @@ func (tr *traefik) staticConfig() []byte {
 			"noColor":  true,
 		},
 	}
+	if tr.docker != "" {
+		static["providers"].(map[string]interface{})["docker"] = map[string]interface{}{
+			"endpoint":         tr.docker,
+			"exposedByDefault": false,
+			"watch":            true,
+		}
+	}
 	// YAML is a superset of JSON; the file names say yaml so that Traefik
 	// picks its YAML decoder.
 	b, err := json.MarshalIndent(static, "", "  ")
@@ -492,18 +502,23 @@ func (tr *traefik) writeDynamic(cfg dynamicConfig) int {
 			"plugin": map[string]interface{}{pluginKey: pc},
 		}
 	}
-	dyn := map[string]interface{}{
-		"http": map[string]interface{}{
-			"routers":     routers,
-			"middlewares": middlewares,
-			"services": map[string]interface{}{
-				"echo": map[string]interface{}{
-					"loadBalancer": map[string]interface{}{
-						"servers": []interface{}{map[string]interface{}{"url": cfg.upstream}},
-					},
+	httpConfig := map[string]interface{}{
+		"routers": routers,
+		"services": map[string]interface{}{
+			"echo": map[string]interface{}{
+				"loadBalancer": map[string]interface{}{
+					"servers": []interface{}{map[string]interface{}{"url": cfg.upstream}},
 				},
 			},
 		},
+	}
+	// The file provider refuses an empty middlewares section, which a
+	// configuration whose middlewares come from labels has.
+	if len(middlewares) > 0 {
+		httpConfig["middlewares"] = middlewares
+	}
+	dyn := map[string]interface{}{
+		"http": httpConfig,
 		"tls": map[string]interface{}{
 			"certificates": []interface{}{map[string]interface{}{
 				"certFile": tr.certs.certFile,
@@ -608,11 +623,14 @@ func (tr *traefik) waitApplied(cfg dynamicConfig, timeout time.Duration) {
 // plugin, New returned an error.
 var errDisabled = errors.New("disabled")
 
-// apiStatus fetches /api/http/<kind>/<name>@file. It returns nil, nil when
-// the object does not exist (yet), and errDisabled when Traefik reports it
-// disabled.
+// apiStatus fetches /api/http/<kind>/<name>@file, or <name> as it is when
+// it names its provider (app@docker). It returns nil, nil when the object
+// does not exist (yet), and errDisabled when Traefik reports it disabled.
 func (tr *traefik) apiStatus(kind, name string) (map[string]interface{}, error) {
-	u := fmt.Sprintf("http://127.0.0.1:%d/api/http/%s/%s@file", tr.apiPort, kind, name)
+	if !strings.Contains(name, "@") {
+		name += "@file"
+	}
+	u := fmt.Sprintf("http://127.0.0.1:%d/api/http/%s/%s", tr.apiPort, kind, name)
 	c := &http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Get(u)
 	if err != nil {
@@ -696,14 +714,15 @@ func (tr *traefik) badLogLine() string {
 	tr.mu.Unlock()
 lines:
 	for _, line := range strings.Split(string(b)+"\n"+string(out), "\n") {
+		if !isPluginFailure(line) {
+			continue
+		}
 		for _, e := range expected {
 			if strings.Contains(line, e) {
 				continue lines
 			}
 		}
-		if isPluginFailure(line) {
-			return line
-		}
+		return line
 	}
 	return ""
 }

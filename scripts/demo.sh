@@ -2,21 +2,26 @@
 # `make demo`: the plugin in a local Traefik, in front of a small app that
 # shows the identity headers it receives.
 #
-#   https://app.localhost:8443  (HTTPS with a generated self-signed certificate;
-#                                browsers resolve *.localhost to loopback)
+#   https://app.localhost:8443    any signed-in user
+#   https://admin.localhost:8443  only members of one group (allowedGroups):
+#                                 alice passes, bob gets the 403 page
+#   (HTTPS with a generated self-signed certificate; browsers resolve
+#   *.localhost to loopback)
 #
 # Without configuration it signs in against the dev tenant (cmd/devtenant, a
 # fake Entra ID with users alice and bob). With ENTRA_TENANT_ID,
 # ENTRA_CLIENT_ID and ENTRA_CLIENT_SECRET set it uses that real tenant; its
-# app registration needs the redirect URI printed below.
+# app registration needs the redirect URIs printed below, and the admin
+# router needs ENTRA_ADMIN_GROUP (a group object ID).
 #
-# Everything lives in .cache/demo; Ctrl-C stops everything.
+# Everything lives in .cache/demo (DEMO_DIR); Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
-DEMO=$ROOT/.cache/demo
+DEMO=${DEMO_DIR:-$ROOT/.cache/demo}
 TRAEFIK_BIN=${TRAEFIK_BIN:-$ROOT/.cache/traefik-v3.6.12/traefik}
 HOST=${DEMO_HOST:-app.localhost}
+ADMIN_HOST=${DEMO_ADMIN_HOST:-admin.localhost}
 PORT=${DEMO_PORT:-8443}
 API_PORT=${DEMO_API_PORT:-8090}
 TENANT_PORT=${DEMO_TENANT_PORT:-8091}
@@ -60,9 +65,9 @@ ln -sfn "$ROOT" "$DEMO/plugins-local/src/$MODULE"
 echo "demo: building cmd/devtenant and cmd/demoapp"
 go build -buildvcs=false -o "$DEMO/bin/" ./cmd/devtenant ./cmd/demoapp
 
-echo "demo: generating a self-signed certificate for $HOST"
+echo "demo: generating a self-signed certificate for $HOST and $ADMIN_HOST"
 (cd "$DEMO" && go run "$(go env GOROOT)/src/crypto/tls/generate_cert.go" \
-	--host "$HOST,localhost,127.0.0.1" --ecdsa-curve P256 --duration 720h >/dev/null 2>&1) ||
+	--host "$HOST,$ADMIN_HOST,localhost,127.0.0.1" --ecdsa-curve P256 --duration 720h >/dev/null 2>&1) ||
 	die "cannot generate a certificate"
 
 # The session secret survives restarts, so do sessions.
@@ -91,6 +96,7 @@ if [ -n "${ENTRA_TENANT_ID:-}${ENTRA_CLIENT_ID:-}${ENTRA_CLIENT_SECRET:-}" ]; th
 	mode="your tenant $ENTRA_TENANT_ID"
 	tenant_id=$ENTRA_TENANT_ID
 	client_id=$ENTRA_CLIENT_ID
+	admin_group=${ENTRA_ADMIN_GROUP:-}
 	(umask 077 && printf '%s' "$ENTRA_CLIENT_SECRET" >"$DEMO/client-secret")
 else
 	port_open "$TENANT_PORT" && die "port $TENANT_PORT is in use (set DEMO_TENANT_PORT)"
@@ -98,12 +104,14 @@ else
 	tenant_id=9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a
 	client_id=3c2b1a09-8f7e-4d6c-9b5a-4e3d2c1b0a9f
 	client_secret=dev-tenant-client-secret-not-for-production
+	# cmd/devtenant's engineering group: alice is in it, bob is not.
+	admin_group=0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d
 	(umask 077 && printf '%s' "$client_secret" >"$DEMO/client-secret")
 	"$DEMO/bin/devtenant" -addr "127.0.0.1:$TENANT_PORT" -tenant-id "$tenant_id" \
 		-client-id "$client_id" -client-secret "$client_secret" >"$DEMO/devtenant.log" 2>&1 &
 	pids+=($!)
 	wait_for 15 "the dev tenant" port_open "$TENANT_PORT"
-	authority_line="            authorityHost: \"http://127.0.0.1:$TENANT_PORT\""
+	authority_line="  authorityHost: \"http://127.0.0.1:$TENANT_PORT\""
 fi
 
 "$DEMO/bin/demoapp" -addr "127.0.0.1:$APP_PORT" >"$DEMO/demoapp.log" 2>&1 &
@@ -137,6 +145,35 @@ accessLog:
   filePath: "$DEMO/access.log"
 EOF
 
+# plugin_config INDENT: the plugin block both middlewares share.
+plugin_config() {
+	sed "s/^/$1/" <<EOF
+microsoftEntraID:
+  tenantID: "$tenant_id"
+  clientID: "$client_id"
+  clientSecretFile: "$DEMO/client-secret"
+$authority_line
+session:
+  secretFile: "$DEMO/session-secret"
+EOF
+}
+
+admin_router="" admin_middleware=""
+if [ -n "$admin_group" ]; then
+	admin_router="    admin:
+      rule: Host(\`$ADMIN_HOST\`)
+      entryPoints: [websecure]
+      middlewares: [entra-admin]
+      service: demoapp
+      tls: {}"
+	# The same sign-in, plus a rule: members of one group only.
+	admin_middleware="    entra-admin:
+      plugin:
+        entraauth:
+$(plugin_config '          ')
+          allowedGroups: [\"$admin_group\"]"
+fi
+
 cat >"$DEMO/dynamic.yml" <<EOF
 http:
   routers:
@@ -146,17 +183,13 @@ http:
       middlewares: [entra]
       service: demoapp
       tls: {}
+$admin_router
   middlewares:
     entra:
       plugin:
         entraauth:
-          microsoftEntraID:
-            tenantID: "$tenant_id"
-            clientID: "$client_id"
-            clientSecretFile: "$DEMO/client-secret"
-$authority_line
-          session:
-            secretFile: "$DEMO/session-secret"
+$(plugin_config '          ')
+$admin_middleware
   services:
     demoapp:
       loadBalancer:
@@ -179,11 +212,12 @@ router_enabled() {
 		grep -h "Plugins are disabled" "$DEMO/traefik.log" "$DEMO/traefik.out" >&2
 		die "Traefik could not load the plugin"
 	fi
-	if grep -q "Error while building configuration\|routerName=demo@file" "$DEMO/traefik.log" 2>/dev/null; then
-		grep -h "Error while building configuration\|routerName=demo@file" "$DEMO/traefik.log" >&2
+	if grep -q "Error while building configuration\|routerName=demo@file\|routerName=admin@file" "$DEMO/traefik.log" 2>/dev/null; then
+		grep -h "Error while building configuration\|routerName=demo@file\|routerName=admin@file" "$DEMO/traefik.log" >&2
 		die "Traefik refused the demo configuration"
 	fi
-	http_get "$API_PORT" /api/http/routers/demo@file 2>/dev/null | grep -q '"status":"enabled"'
+	http_get "$API_PORT" /api/http/routers/demo@file 2>/dev/null | grep -q '"status":"enabled"' || return 1
+	[ -z "$admin_group" ] || http_get "$API_PORT" /api/http/routers/admin@file 2>/dev/null | grep -q '"status":"enabled"'
 }
 wait_for 90 "Traefik with the plugin" router_enabled
 
@@ -191,19 +225,34 @@ cat <<EOF
 
   entraauth demo: signing in with $mode
 
-  Open    https://$HOST:$PORT/
-          (self-signed certificate: accept the browser's warning once)
+  Open    https://$HOST:$PORT/     any signed-in user passes
+EOF
+if [ -n "$admin_group" ]; then
+	cat <<EOF
+          https://$ADMIN_HOST:$PORT/   only members of group $admin_group (allowedGroups);
+                                        others get a 403 page that names them and offers to sign out
+EOF
+fi
+cat <<EOF
+          (self-signed certificate: accept the browser's warning once per host)
 EOF
 if [ -z "$authority_line" ]; then
 	cat <<EOF
-  Register this redirect URI (platform "Web") in the app registration:
+  Register these redirect URIs (platform "Web") in the app registration:
           https://$HOST:$PORT/portals/main/oauth2/callback
 EOF
+	if [ -n "$admin_group" ]; then
+		echo "          https://$ADMIN_HOST:$PORT/portals/main/oauth2/callback"
+	else
+		echo "  (set ENTRA_ADMIN_GROUP to a group object ID to serve https://$ADMIN_HOST:$PORT/ too)"
+	fi
 else
 	cat <<EOF
-  Users   alice@contoso.example  Alice Example, in groups engineering and operations, role Admin
-          bob@contoso.example    Bob Example, no groups
-          (the dev tenant's sign-in page lists them; no password)
+  Users   alice@contoso.example  Alice Example, in groups engineering and operations, role Admin:
+                                 passes on both hosts
+          bob@contoso.example    Bob Example, no groups: passes on $HOST,
+                                 gets the 403 page on $ADMIN_HOST
+          (the dev tenant's sign-in page lists them; no password; each host signs in on its own)
 EOF
 fi
 cat <<EOF
