@@ -112,6 +112,7 @@ func appLabels(tenant *entraidtest.Tenant, upstreamPort, clientSecretFile, secre
 		e + "microsoftEntraID.requestTimeout=2s",
 		e + "session.previousSecrets=" + previous,
 		e + "session.lifetime=45m",
+		e + "session.maxLifetime=90m",
 		e + "session.cookieName=" + labelsCookie,
 		e + "session.insecureCookies=true",
 		e + "allowedUsers=" + alice.OID + ",dave@contoso.example,erin@contoso.example,frank@contoso.example",
@@ -227,7 +228,8 @@ func TestDockerLabelsDecodeAndBehaveThroughTraefiksDockerProvider(t *testing.T) 
 		if got := echo.Header.Values("X-Forwarded-User"); len(got) != 0 {
 			t.Errorf("upstream X-Forwarded-User = %q: the headers label should replace the default set", got)
 		}
-		// session.cookieName, session.lifetime and the boolean
+		// session.cookieName, session.maxLifetime (the cookie lives as
+		// long as renewals may go on) and the boolean
 		// session.insecureCookies.
 		for _, h := range hops {
 			for _, c := range h.Cookies() {
@@ -239,8 +241,8 @@ func TestDockerLabelsDecodeAndBehaveThroughTraefiksDockerProvider(t *testing.T) 
 		if aliceSession == nil {
 			t.Fatalf("no %s cookie was set: %v", labelsCookie, hopURLs(hops))
 		}
-		if aliceSession.MaxAge != int((45 * time.Minute).Seconds()) {
-			t.Errorf("session cookie Max-Age = %d, want 45m from session.lifetime", aliceSession.MaxAge)
+		if aliceSession.MaxAge != int((90 * time.Minute).Seconds()) {
+			t.Errorf("session cookie Max-Age = %d, want 90m from session.maxLifetime", aliceSession.MaxAge)
 		}
 		if aliceSession.Secure {
 			t.Error("session cookie is Secure although session.insecureCookies=true")
@@ -260,7 +262,7 @@ func TestDockerLabelsDecodeAndBehaveThroughTraefiksDockerProvider(t *testing.T) 
 		}
 		for _, tt := range tests {
 			checkRefusedWithSignOut(t, e, tt.user, appURL)
-			if !tr.logContains(fmt.Sprintf("access refused to %s (%s) for /reports: %s", tt.user.OID, tt.user.PreferredUsername, tt.why)) {
+			if !tr.logContains(fmt.Sprintf("access refused to %s (%q) for %q: %s", tt.user.OID, tt.user.PreferredUsername, "/reports", tt.why)) {
 				t.Errorf("%s: the log does not say %q", tt.user.PreferredUsername, tt.why)
 			}
 		}
@@ -350,7 +352,7 @@ func TestDockerLabelsDecodeAndBehaveThroughTraefiksDockerProvider(t *testing.T) 
 			c := newClient(t, certs)
 			value := aliceSession.Value
 			if secret != secretA {
-				value = sealSession(t, secret, alice, tenant.TenantID)
+				value = sealSession(t, secret, alice, tenant.URL, tenant.TenantID, tenant.ClientID)
 			}
 			u, _ := url.Parse(appURL)
 			c.jar.SetCookies(u, []*http.Cookie{{Name: labelsCookie, Value: value, Path: "/"}})
@@ -432,8 +434,9 @@ func TestDockerLabelsDecodeAndBehaveThroughTraefiksDockerProvider(t *testing.T) 
 }
 
 // sealSession seals a session for user the way the plugin does, with the
-// labels' cookie name: what a browser holds from before a rotation.
-func sealSession(t *testing.T, secret string, user entraidtest.User, tenantID string) string {
+// labels' cookie name and the app's binding: what a browser holds from
+// before a rotation.
+func sealSession(t *testing.T, secret string, user entraidtest.User, authority, tenantID, clientID string) string {
 	t.Helper()
 	sealer, err := session.NewSealer(secret, nil)
 	if err != nil {
@@ -443,13 +446,14 @@ func sealSession(t *testing.T, secret string, user entraidtest.User, tenantID st
 	s := &session.Session{
 		OID: user.OID, TID: tenantID, Name: user.Name, PreferredUsername: user.PreferredUsername,
 		Email: user.Email, Roles: user.Roles, Groups: user.Groups,
-		IssuedAt: now.Unix(), Expires: now.Add(30 * time.Minute).Unix(),
+		IssuedAt: now.Unix(), AuthTime: now.Unix(), Expires: now.Add(30 * time.Minute).Unix(),
 	}
 	plain, err := s.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	value, err := sealer.Seal(plain, labelsCookie, now.Add(30*time.Minute))
+	aad := session.AAD(labelsCookie, authority, tenantID, clientID)
+	value, err := sealer.Seal(plain, aad, now.Add(30*time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
