@@ -19,10 +19,10 @@ import (
 // test moves: past the lifetime, requests renew the session.
 type renewalStack struct {
 	*stack
-	browser *http.Client
-	logs    *lockedBuffer
-	mu      sync.Mutex
-	offset  time.Duration
+	user   *http.Client // the signed-in browser
+	logs   *lockedBuffer
+	mu     sync.Mutex
+	offset time.Duration
 }
 
 func newRenewalStack(t *testing.T, user entraidtest.User, change func(c *Config)) *renewalStack {
@@ -38,14 +38,14 @@ func newPreparedRenewalStack(t *testing.T, user entraidtest.User, change func(c 
 	if prepare != nil {
 		prepare(st.tenant)
 	}
-	rs := &renewalStack{stack: st, browser: st.browser(), logs: &lockedBuffer{}}
+	rs := &renewalStack{stack: st, user: st.browser(), logs: &lockedBuffer{}}
 	st.mw.log = log.New(rs.logs, "", 0)
 	st.mw.now = func() time.Time {
 		rs.mu.Lock()
 		defer rs.mu.Unlock()
 		return time.Now().Add(rs.offset)
 	}
-	st.signIn(rs.browser)
+	st.signIn(rs.user)
 	return rs
 }
 
@@ -67,7 +67,7 @@ func (rs *renewalStack) send(t *testing.T, method, path string, header http.Head
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := noRedirects(rs.browser).Do(req)
+	resp, err := noRedirects(rs.user).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func browserNavigation() http.Header {
 // cookies are the cookies the browser holds for the site.
 func (rs *renewalStack) cookies() []*http.Cookie {
 	u, _ := url.Parse(rs.server.URL)
-	return rs.browser.Jar.Cookies(u)
+	return rs.user.Jar.Cookies(u)
 }
 
 // sendWith sends a GET with exactly these cookies, as a browser that still
@@ -127,7 +127,7 @@ func (rs *renewalStack) sessionOf(t *testing.T) *session.Session {
 	t.Helper()
 	u, _ := url.Parse(rs.server.URL)
 	r := &http.Request{Header: http.Header{}}
-	for _, c := range rs.browser.Jar.Cookies(u) {
+	for _, c := range rs.user.Jar.Cookies(u) {
 		r.AddCookie(c)
 	}
 	value, err := session.ReadChunked(r, rs.mw.cookie.Name)

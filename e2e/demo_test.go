@@ -190,6 +190,24 @@ func TestMakeDemoLetsAliceIntoTheAdminRouterAndShowsBobA403(t *testing.T) {
 			t.Errorf("the sign-out button got %s, want 303", out.Status)
 		}
 	})
+	t.Run("the app receives an access token for the demo API, and the sign-out ends on the signed-out page", func(t *testing.T) {
+		for _, want := range []string{"renew by themselves", "access token for api://entraauth-demo-api/.default"} {
+			if !strings.Contains(d.output.String(), want) {
+				t.Errorf("the demo's instructions do not say %q", want)
+			}
+		}
+		c := newClient(t, d.certs)
+		page := c.pickAccount(d.url(d.appHost, "/"), "alice@contoso.example")
+		body := string(page.body)
+		if page.StatusCode != http.StatusOK || !strings.Contains(body, "Access token for this app") || !strings.Contains(body, "Demo.Read") {
+			t.Fatalf("got %s, want the app page showing the access token's claims: %.900s", page.Status, body)
+		}
+		out := c.do(logoutRequest(c, d.url(d.appHost, "/portals/main/logout"), fmt.Sprintf("https://%s:%d", d.appHost, d.port)))
+		final, hops := c.navigate(out.location())
+		if final.StatusCode != http.StatusOK || final.Request.URL.Path != "/portals/main/signed-out" || !strings.Contains(string(final.body), "Sign in again") {
+			t.Fatalf("after sign-out: %s at %s (%v): %.300s", final.Status, final.Request.URL, hopURLs(hops), final.body)
+		}
+	})
 	t.Run("bob passes on the app host, which has no rule", func(t *testing.T) {
 		page := newClient(t, d.certs).pickAccount(d.url(d.appHost, "/"), "bob@contoso.example")
 		if page.StatusCode != http.StatusOK || !strings.Contains(string(page.body), "Hello, Bob Example") {

@@ -90,6 +90,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 authority_line=""
+lifetime=${DEMO_LIFETIME:-1h}
+upstream_scope=${ENTRA_UPSTREAM_SCOPE:-}
 if [ -n "${ENTRA_TENANT_ID:-}${ENTRA_CLIENT_ID:-}${ENTRA_CLIENT_SECRET:-}" ]; then
 	[ -n "${ENTRA_TENANT_ID:-}" ] && [ -n "${ENTRA_CLIENT_ID:-}" ] && [ -n "${ENTRA_CLIENT_SECRET:-}" ] ||
 		die "set all of ENTRA_TENANT_ID, ENTRA_CLIENT_ID and ENTRA_CLIENT_SECRET, or none"
@@ -107,11 +109,21 @@ else
 	# cmd/devtenant's engineering group: alice is in it, bob is not.
 	admin_group=0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d
 	(umask 077 && printf '%s' "$client_secret" >"$DEMO/client-secret")
+	# Registered like in a real app registration: the callbacks and the
+	# signed-out pages of both hosts.
+	uris=()
+	for h in "$HOST" "$ADMIN_HOST"; do
+		uris+=(-redirect-uri "https://$h:$PORT/portals/main/oauth2/callback" -redirect-uri "https://$h:$PORT/portals/main/signed-out")
+	done
 	"$DEMO/bin/devtenant" -addr "127.0.0.1:$TENANT_PORT" -tenant-id "$tenant_id" \
-		-client-id "$client_id" -client-secret "$client_secret" >"$DEMO/devtenant.log" 2>&1 &
+		-client-id "$client_id" -client-secret "$client_secret" "${uris[@]}" >"$DEMO/devtenant.log" 2>&1 &
 	pids+=($!)
 	wait_for 15 "the dev tenant" port_open "$TENANT_PORT"
 	authority_line="  authorityHost: \"http://127.0.0.1:$TENANT_PORT\""
+	# Short sessions, so that renewal shows within minutes, and an access
+	# token of the user for the dev tenant's demo API, for the app.
+	lifetime=${DEMO_LIFETIME:-2m}
+	upstream_scope=api://entraauth-demo-api/.default
 fi
 
 "$DEMO/bin/demoapp" -addr "127.0.0.1:$APP_PORT" >"$DEMO/demoapp.log" 2>&1 &
@@ -155,8 +167,16 @@ microsoftEntraID:
 $authority_line
 session:
   secretFile: "$DEMO/session-secret"
+  lifetime: "$lifetime"
+$upstream_lines
 EOF
 }
+
+upstream_lines=""
+if [ -n "$upstream_scope" ]; then
+	upstream_lines="upstreamAccessToken:
+  scope: \"$upstream_scope\""
+fi
 
 admin_router="" admin_middleware=""
 if [ -n "$admin_group" ]; then
@@ -253,6 +273,16 @@ else
           bob@contoso.example    Bob Example, no groups: passes on $HOST,
                                  gets the 403 page on $ADMIN_HOST
           (the dev tenant's sign-in page lists them; no password; each host signs in on its own)
+EOF
+fi
+cat <<EOF
+  Renewal sessions last $lifetime, then renew by themselves on the next request (no sign-in page,
+          even for the page's own fetch calls): the profile page shows when.
+EOF
+if [ -n "$upstream_scope" ]; then
+	cat <<EOF
+  Token   the app receives an access token for $upstream_scope in Authorization
+          (kept in Traefik's memory, never in the cookie); the app's page shows its claims.
 EOF
 fi
 cat <<EOF

@@ -1,13 +1,18 @@
 // Command demoapp is the application behind Traefik in `make demo`: a page
-// that shows the identity headers the plugin sent with the request, with
-// links to the plugin's profile and sign-out endpoints.
+// that shows the identity headers the plugin sent with the request and the
+// claims of the access token it received for its API, with links to the
+// plugin's profile and sign-out endpoints.
 package main
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"flag"
+	"fmt"
 	"html/template"
 	"log"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -48,6 +53,12 @@ headers with your request to <code>{{.Path}}</code>.</p>
 <table>
 {{range .Headers}}<tr><th>{{.Name}}</th><td>{{if .Value}}<code>{{.Value}}</code>{{else}}<span class="missing">(not sent)</span>{{end}}</td></tr>
 {{end}}</table>
+{{if .Token}}<h2>Access token for this app's API</h2>
+<p>The plugin redeemed the session's refresh token for it (<code>upstreamAccessToken</code>) and sent it in
+<code>Authorization</code>. An API would verify it; this page only shows its claims.</p>
+<table>
+{{range .Token}}<tr><th>{{.Name}}</th><td><code>{{.Value}}</code></td></tr>
+{{end}}</table>{{end}}
 <div class="actions">
 <a class="button" href="/portals/{{.Portal}}/profile">Profile</a>
 <form method="post" action="/portals/{{.Portal}}/logout"><button type="submit">Sign out</button></form>
@@ -59,6 +70,39 @@ headers with your request to <code>{{.Path}}</code>.</p>
 
 type header struct{ Name, Value string }
 
+// tokenClaims decodes, without verifying, the claims of a bearer JWT worth
+// showing: who it is for, for what, until when.
+func tokenClaims(auth string) []header {
+	if !strings.HasPrefix(auth, "Bearer ") {
+		return nil
+	}
+	parts := strings.Split(strings.TrimPrefix(auth, "Bearer "), ".")
+	if len(parts) != 3 {
+		return nil
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil
+	}
+	var claims map[string]interface{}
+	if json.Unmarshal(payload, &claims) != nil {
+		return nil
+	}
+	var out []header
+	for _, name := range []string{"aud", "scp", "oid", "name", "iss", "exp"} {
+		v, ok := claims[name]
+		if !ok {
+			continue
+		}
+		value := fmt.Sprint(v)
+		if f, isNumber := v.(float64); isNumber && name == "exp" {
+			value = time.Unix(int64(f), 0).Format(time.RFC1123)
+		}
+		out = append(out, header{name, value})
+	}
+	return out
+}
+
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8092", "address to listen on")
 	portal := flag.String("portal", "main", "the plugin's portal name, for the profile and sign-out links")
@@ -69,7 +113,7 @@ func main() {
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		data := struct {
 			Name, Path, Portal, Time string
-			Headers                  []header
+			Headers, Token           []header
 		}{
 			Name:   r.Header.Get("X-Forwarded-Name"),
 			Path:   r.URL.RequestURI(),
@@ -79,6 +123,7 @@ func main() {
 		for _, h := range identityHeaders {
 			data.Headers = append(data.Headers, header{h, r.Header.Get(h)})
 		}
+		data.Token = tokenClaims(r.Header.Get("Authorization"))
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		if err := page.Execute(w, data); err != nil {

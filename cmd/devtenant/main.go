@@ -1,7 +1,8 @@
 // Command devtenant serves a fake Microsoft Entra ID tenant for local
 // development and `make demo`: discovery, authorize (with a sign-in page
-// that lists the test users), token, keys and logout endpoints, with the
-// users alice (in two groups) and bob.
+// that lists the test users), token (codes, refresh tokens, access tokens
+// for the demo API), keys and logout endpoints, with the users alice (in
+// two groups) and bob.
 //
 // Nothing it issues is trusted anywhere else: the signing key is made at
 // start and lives only in memory.
@@ -27,7 +28,16 @@ const (
 	devClientSecret = "dev-tenant-client-secret-not-for-production"
 	engineeringID   = "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d"
 	operationsID    = "1b2c3d4e-5f6a-4b7c-9d8e-9f0a1b2c3d4e"
+	// demoAPI is an API the app may call as the user: the demo's upstream
+	// gets an access token for it (upstreamAccessToken).
+	demoAPI = "api://entraauth-demo-api"
 )
+
+// redirectURIs collects the repeatable -redirect-uri flag.
+type redirectURIs []string
+
+func (r *redirectURIs) String() string     { return strings.Join(*r, ",") }
+func (r *redirectURIs) Set(v string) error { *r = append(*r, v); return nil }
 
 var users = []entraidtest.User{
 	{
@@ -52,6 +62,8 @@ func main() {
 	clientID := flag.String("client-id", devClientID, "client ID of the one registered application")
 	clientSecret := flag.String("client-secret", devClientSecret, "client secret of the application")
 	signIn := flag.String("sign-in", "", "sign this user (preferred username) in without showing the sign-in page")
+	var registered redirectURIs
+	flag.Var(&registered, "redirect-uri", "a redirect URI registered on the app (repeat the flag): sign-ins must use one, end-session returns only to one")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("devtenant: ")
@@ -63,8 +75,10 @@ func main() {
 		Users:        users,
 		SignIn:       *signIn,
 		Addr:         *addr,
+		RedirectURIs: registered,
 	})
 	defer tenant.Close()
+	api := tenant.AddAPI(entraidtest.API{AppIDURI: demoAPI, Scopes: []string{"Demo.Read"}, AccessTokenVersion: 2})
 
 	fmt.Printf("Dev tenant (a fake Microsoft Entra ID) at %s\n", tenant.URL)
 	fmt.Printf("  authorityHost: %s\n", tenant.URL)
@@ -72,6 +86,7 @@ func main() {
 	fmt.Printf("  clientID:      %s\n", tenant.ClientID)
 	fmt.Printf("  clientSecret:  %s\n", tenant.ClientSecret)
 	fmt.Printf("  issuer:        %s\n", tenant.Issuer())
+	fmt.Printf("  API:           %s (client ID %s), scope %s/.default\n", api.AppIDURI, api.ClientID, api.AppIDURI)
 	fmt.Println("  users:")
 	for _, u := range users {
 		groups := "no groups"

@@ -38,7 +38,8 @@ func refreshForm(ten *Tenant, rt, scope string) url.Values {
 func TestRefreshTokenGrant(t *testing.T) {
 	clk := &clock{now: time.Now()}
 	ten := newTestTenant(t, Options{Now: clk.Now})
-	alice, bob := ten.Users[0], ten.Users[1]
+	alice := ten.Users[0]
+	bob := ten.Users[1]
 
 	t.Run("rotates the refresh token and issues a new ID token with current claims", func(t *testing.T) {
 		rt := signInOffline(t, ten, alice.PreferredUsername)
@@ -46,7 +47,6 @@ func TestRefreshTokenGrant(t *testing.T) {
 			t.Errorf("refresh token of %d characters, want Entra's 1.5 KB or more", len(rt))
 		}
 		ten.UpdateUser(alice.PreferredUsername, func(u *User) { u.Roles = []string{"Admin", "Auditor"} })
-		defer ten.UpdateUser(alice.PreferredUsername, func(u *User) { u.Roles = alice.Roles })
 		clk.Advance(time.Hour)
 		before := ten.Hits(Refresh)
 		a := postToken(t, ten, refreshForm(ten, rt, "openid profile email offline_access"), "", "")
@@ -71,9 +71,10 @@ func TestRefreshTokenGrant(t *testing.T) {
 		}
 		// The old token stays valid until it expires, as Entra ID's do, so
 		// that replicas renewing at once all succeed.
-		if a := postToken(t, ten, refreshForm(ten, rt, "openid"), "", ""); a.status != http.StatusOK {
-			t.Errorf("the redeemed refresh token again: %d %v", a.status, a.doc)
+		if again := postToken(t, ten, refreshForm(ten, rt, "openid"), "", ""); again.status != http.StatusOK {
+			t.Errorf("the redeemed refresh token again: %d %v", again.status, again.doc)
 		}
+		ten.UpdateUser(alice.PreferredUsername, func(u *User) { u.Roles = alice.Roles })
 	})
 
 	refusals := []struct {

@@ -448,8 +448,9 @@ func pairwiseSubject(oid, clientID string) string {
 // meanwhile, hence the lock.
 func (t *Tenant) user(username string) (User, bool) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, u := range t.Users {
+	all := append([]User(nil), t.Users...)
+	t.mu.Unlock()
+	for _, u := range all {
 		if strings.EqualFold(u.PreferredUsername, username) {
 			return u, true
 		}
