@@ -62,8 +62,11 @@ type Config struct {
 	// http is accepted only for loopback hosts, for tests.
 	AuthorityHost string
 	// Tenant is a tenant ID (GUID), a verified domain such as
-	// "contoso.onmicrosoft.com", or "organizations", "common" or "consumers"
-	// for a multi-tenant app (then AllowedTenants is required).
+	// "contoso.onmicrosoft.com", or "organizations" or "common" for a
+	// multi-tenant app (then AllowedTenants is required). "consumers" is
+	// refused: its users are personal Microsoft accounts, all of the one
+	// tenant 9188040d-6c67-4c5b-b112-36a304b66dad, and its issuer is that
+	// tenant's, not the multi-tenant template.
 	Tenant string
 	// AllowedTenants lists the tenant IDs whose users may sign in when Tenant
 	// is multi-tenant.
@@ -148,12 +151,14 @@ func NewClient(cfg Config) (*Client, error) {
 		return nil, errors.New("entraid: Tenant is required: the Directory (tenant) ID from the app registration's overview page")
 	case IsGUID(tenant):
 		c.tenantKind = tenantGUID
-	case tenant == "organizations" || tenant == "common" || tenant == "consumers":
+	case tenant == "organizations" || tenant == "common":
 		c.tenantKind = tenantMulti
+	case tenant == "consumers":
+		return nil, errors.New("entraid: Tenant consumers signs in personal Microsoft accounts only, which belong to no organization: use the tenant ID, or organizations with AllowedTenants")
 	case isDomain(tenant):
 		c.tenantKind = tenantDomain
 	default:
-		return nil, fmt.Errorf("entraid: Tenant %q is neither a tenant ID (GUID), a domain, nor organizations, common or consumers", cfg.Tenant)
+		return nil, fmt.Errorf("entraid: Tenant %q is neither a tenant ID (GUID), a domain, nor organizations or common", cfg.Tenant)
 	}
 	if c.tenantKind == tenantMulti {
 		if len(cfg.AllowedTenants) == 0 {
@@ -168,7 +173,7 @@ func NewClient(cfg Config) (*Client, error) {
 			c.allowed[t] = true
 		}
 	} else if len(cfg.AllowedTenants) > 0 {
-		return nil, fmt.Errorf("entraid: AllowedTenants applies only when Tenant is organizations, common or consumers, not %q", tenant)
+		return nil, fmt.Errorf("entraid: AllowedTenants applies only when Tenant is organizations or common, not %q", tenant)
 	}
 	if c.clientID == "" {
 		return nil, errors.New("entraid: ClientID is required: the Application (client) ID from the app registration's overview page")

@@ -146,7 +146,10 @@ func TestNewClient(t *testing.T) {
 		{"a tenant with a path is refused", func(c *Config) { c.Tenant = "contoso.example/x" }, "neither a tenant ID"},
 		{"organizations needs AllowedTenants", func(c *Config) { c.Tenant = "organizations" }, "AllowedTenants"},
 		{"common needs AllowedTenants", func(c *Config) { c.Tenant = "common" }, "AllowedTenants"},
-		{"consumers needs AllowedTenants", func(c *Config) { c.Tenant = "consumers" }, "AllowedTenants"},
+		{"consumers is refused, even with AllowedTenants", func(c *Config) {
+			c.Tenant = "consumers"
+			c.AllowedTenants = []string{"9188040d-6c67-4c5b-b112-36a304b66dad"}
+		}, "personal Microsoft accounts"},
 		{"organizations with AllowedTenants is accepted", func(c *Config) { c.Tenant = "organizations"; c.AllowedTenants = []string{tenant} }, ""},
 		{"AllowedTenants must be GUIDs", func(c *Config) { c.Tenant = "common"; c.AllowedTenants = []string{"contoso.example"} }, "not a tenant ID"},
 		{"AllowedTenants with a single tenant is refused", func(c *Config) { c.AllowedTenants = []string{tenant} }, "applies only"},
