@@ -90,6 +90,11 @@ func (c *Client) VerifyAccessToken(ctx context.Context, raw string, p AccessPoli
 	}
 	aud := tok.Strings("aud")
 	if len(aud) != 1 || !audienceAccepted(p.Audiences, aud[0]) {
+		if len(aud) == 1 && IsGUID(aud[0]) && tok.String("ver") == "2.0" && !anyGUID(p.Audiences) {
+			// The likely mistake: an API registered for v2.0 tokens,
+			// configured with its application ID URI only.
+			return nil, fmt.Errorf("%w: the token is for another audience (a v2.0 token names the API by its client ID, and no client ID is accepted)", ErrInvalidAccessToken)
+		}
 		return nil, fmt.Errorf("%w: the token is for another audience", ErrInvalidAccessToken)
 	}
 	if _, _, err := c.checkTimes(tok); err != nil {
@@ -138,4 +143,13 @@ func (c *Client) VerifyAccessToken(ctx context.Context, raw string, p AccessPoli
 // the same API.
 func audienceAccepted(accepted []string, aud string) bool {
 	return contains(accepted, aud) || strings.HasSuffix(aud, "/") && contains(accepted, strings.TrimSuffix(aud, "/"))
+}
+
+func anyGUID(list []string) bool {
+	for _, v := range list {
+		if IsGUID(v) {
+			return true
+		}
+	}
+	return false
 }

@@ -64,7 +64,7 @@ func TestVerifyAccessToken(t *testing.T) {
 		{"an app-only v2.0 token", f.tenant.SignToken(f.tenant.AppAccessTokenClaims(daemonID, apiV2, []string{"Items.Sync"})), both, ""},
 		{"an app-only v1.0 token", f.tenant.SignToken(f.tenant.AppAccessTokenClaims(daemonID, apiV1, []string{"Items.Sync"})), both, ""},
 		{"a v1.0 token when only v2.0 is accepted", token(apiV1ByGUID, nil), v2Only, "issuer"},
-		{"a v2.0 token when the policy names the API by URI only", delegated(nil), uriOnly, "audience"},
+		{"a v2.0 token when the policy names the API by URI only, with a hint", delegated(nil), uriOnly, "a v2.0 token names the API by its client ID"},
 		{"a v1.0 token asked for by URI when the policy names the client ID only", token(apiV1, nil), AccessPolicy{Audiences: []string{apiClientID}, AllowV1: true}, "audience"},
 		{"a v1.0 issuer naming another tenant", token(apiV1, func(c map[string]interface{}) {
 			c["iss"] = "https://sts.windows.net/00000000-1111-2222-3333-444444444444/"
