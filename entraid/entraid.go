@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tfa-plugin/entraauth/jwt"
@@ -282,14 +283,40 @@ func isDomain(s string) bool {
 	return true
 }
 
+// semaphores makes acquire's look at a semaphore and its send one step.
+// It guards no data and is held for that step only.
+var semaphores sync.Mutex
+
 // acquire takes a one-slot semaphore, giving up when ctx ends so that a
 // caller waiting behind a slow fetch keeps its own deadline.
+//
+// It does not select on the semaphore and ctx.Done(): Yaegi v0.16.1 keeps
+// one list of cases per select statement, shared by every goroutine
+// executing it (interp/run.go, _select), so under concurrent requests one
+// waits on another's channels: it gives up with no error, takes another
+// client's semaphore or none, and holders overlap or hang. Instead the slot
+// is taken when free, with a send that cannot block (only acquire sends,
+// under semaphores), and a waiter polls with a growing pause until the slot
+// is free or ctx ends.
 func acquire(ctx context.Context, sem chan struct{}) error {
-	select {
-	case sem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+	pause := 20 * time.Microsecond
+	for {
+		semaphores.Lock()
+		free := len(sem) < cap(sem)
+		if free {
+			sem <- struct{}{}
+		}
+		semaphores.Unlock()
+		if free {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		time.Sleep(pause)
+		if pause < 2*time.Millisecond {
+			pause *= 2
+		}
 	}
 }
 
