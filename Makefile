@@ -116,11 +116,18 @@ SOAK_SHORT_DURATION ?= 10s
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
+# soak_run runs TestSoak for $(1) with go test's timeout $(2). go test
+# exits 0 when -run matches no test: the soak must be seen to pass, or a
+# renamed test would turn it into a silent no-op.
+soak_run = cd e2e && log=$$(mktemp) && trap 'rm -f "$$log"' EXIT && \
+	TRAEFIK_BIN=$(TRAEFIK) SOAK_DURATION=$(1) $(GO) test -count=1 -v -timeout $(2) -run '^TestSoak$$' . 2>&1 | tee "$$log" && \
+	{ grep -q '^--- PASS: TestSoak ' "$$log" || { echo "soak: TestSoak did not run and pass" >&2; exit 1; }; }
+
 soak: tools
-	cd e2e && TRAEFIK_BIN=$(TRAEFIK) SOAK_DURATION=$(SOAK_DURATION) $(GO) test -count=1 -v -timeout 30m -run '^TestSoak$$' .
+	$(call soak_run,$(SOAK_DURATION),30m)
 
 soak-short: tools
-	cd e2e && TRAEFIK_BIN=$(TRAEFIK) SOAK_DURATION=$(SOAK_SHORT_DURATION) $(GO) test -count=1 -v -timeout 10m -run '^TestSoak$$' .
+	$(call soak_run,$(SOAK_SHORT_DURATION),10m)
 
 # Performance. bench: Traefik alone, Traefik with the plugin and Traefik's
 # forwardAuth to oauth2-proxy, each on its own plain-HTTP entry point on

@@ -43,10 +43,11 @@ type arena struct {
 	guarded  *Middleware
 	upstream *http.Header // what guarded's upstream last received; nil: not reached
 	authHost *Middleware
-	api      *Middleware // accepts bearer tokens for apiAudience from st's tenant
+	api      *Middleware // accepts bearer tokens for attackAPI from st's tenant
 	apiSeen  *http.Header
 	// apiOfApp accepts bearer tokens whose audience is the sign-in app's
-	// client ID, with a required scope and an allowed role.
+	// client ID, with a required scope, an allowed role for people and an
+	// app role for applications.
 	apiOfApp     *Middleware
 	apiOfAppSeen *http.Header
 
@@ -63,6 +64,7 @@ type arena struct {
 
 const (
 	apiAudience = "api://entraauth-attacks"
+	apiClientID = "5c4d3e2f-0000-4000-8000-0000000a77ac"
 	attackerKid = "attacker-kid"
 	evilHost    = "evil.example"
 	otherGUID   = "00000000-1111-2222-3333-444444444444"
@@ -403,6 +405,37 @@ func attacks() []attack {
 			c := a.apiClaims()
 			c["aud"] = "api://another-api"
 			a.bearer(t, a.st.tenant.SignToken(c), http.StatusUnauthorized)
+		}},
+		{"a v1.0 bearer token of another tenant, its issuer and tid both the attacker's", func(t *testing.T, a *arena) {
+			// Entra ID signs every tenant's tokens with the same keys: a
+			// token of the attacker's own tenant for an API of the same
+			// name verifies. v1.0 tokens are accepted by default.
+			c := a.apiClaims()
+			c["tid"] = otherGUID
+			c["iss"] = "https://sts.windows.net/" + otherGUID + "/"
+			a.bearer(t, a.st.tenant.SignToken(c), http.StatusUnauthorized)
+		}},
+		{"a bearer token for an API whose URI extends this API's", func(t *testing.T, a *arena) {
+			// A trailing slash is tolerated (Entra ID writes v1.0 URIs
+			// either way); nothing else makes a URI match.
+			for _, aud := range []string{apiAudience + "/admin", apiAudience + "-evil", apiAudience + "//"} {
+				c := a.apiClaims()
+				c["aud"] = aud
+				a.bearer(t, a.st.tenant.SignToken(c), http.StatusUnauthorized)
+			}
+		}},
+		{"an app-only bearer token carrying only a role meant for people", func(t *testing.T, a *arena) {
+			// apiOfApp lets people with Reader (allowedRoles) in, and
+			// applications with Items.Sync (apiAppRoles). An application
+			// granted Reader must not pass as if it were a person.
+			c := a.st.tenant.AppAccessTokenClaims(otherGUID, appAsAPI, []string{"Reader"})
+			a.bearerTo(t, a.apiOfApp, a.apiOfAppSeen, a.st.tenant.SignToken(c), http.StatusForbidden)
+		}},
+		{"a delegated bearer token of a user holding only the applications' role", func(t *testing.T, a *arena) {
+			u := alice
+			u.Roles = []string{"Items.Sync"}
+			c := a.st.tenant.APIAccessTokenClaims(u, appAsAPI, "Items.Read")
+			a.bearerTo(t, a.apiOfApp, a.apiOfAppSeen, a.st.tenant.SignToken(c), http.StatusForbidden)
 		}},
 		{"a bearer token for this API and another", func(t *testing.T, a *arena) {
 			c := a.apiClaims()
@@ -1027,7 +1060,7 @@ func newArena(t *testing.T) *arena {
 	api, apiSeen := guard(t, func(c *Config) {
 		c.MicrosoftEntraID.AuthorityHost = a.st.tenant.URL
 		c.MicrosoftEntraID.ClientSecret = a.st.tenant.ClientSecret
-		c.APIAudience = []string{apiAudience}
+		c.APIAudience = []string{apiAudience, apiClientID}
 	})
 	a.api = api
 	a.apiSeen = apiSeen
@@ -1037,10 +1070,13 @@ func newArena(t *testing.T) *arena {
 		c.APIAudience = []string{testClientID}
 		c.RequiredScopes = []string{"Items.Read"}
 		c.AllowedRoles = []string{"Reader"}
+		c.APIAppRoles = []string{"Items.Sync"}
 	})
 	a.apiOfApp = apiOfApp
 	a.apiOfAppSeen = apiOfAppSeen
 	a.bearer(t, a.st.tenant.SignToken(a.apiClaims()), http.StatusOK)
+	a.bearer(t, a.st.tenant.SignToken(a.st.tenant.APIAccessTokenClaims(alice, attackAPIv2, "Items.Read")), http.StatusOK)
+	a.bearerTo(t, a.apiOfApp, a.apiOfAppSeen, a.st.tenant.SignToken(a.st.tenant.APIAccessTokenClaims(alice, appAsAPI, "Items.Read")), http.StatusOK)
 
 	groups := make([]string, 200)
 	for i := range groups {
@@ -1369,10 +1405,19 @@ func (a *arena) seal(s *session.Session, aad string, expires time.Time) string {
 	return v
 }
 
+// The arena's APIs as Entra ID issues tokens for them: attackAPI in v1.0
+// (the default) asked for by its URI, or in v2.0; appAsAPI is the sign-in
+// app itself exposing an API for v2.0 tokens.
+var (
+	attackAPIv1 = entraidtest.API{ClientID: apiClientID, IdentifierURI: apiAudience}
+	attackAPIv2 = entraidtest.API{ClientID: apiClientID, IdentifierURI: apiAudience, TokenVersion: 2}
+	appAsAPI    = entraidtest.API{ClientID: testClientID, TokenVersion: 2}
+)
+
 // apiClaims are the claims of a genuine access token of alice for the
 // arena's API.
 func (a *arena) apiClaims() map[string]interface{} {
-	return a.st.tenant.APIAccessTokenClaims(alice, apiAudience, "Items.Read")
+	return a.st.tenant.APIAccessTokenClaims(alice, attackAPIv1, "Items.Read")
 }
 
 // bearer sends tok to the arena's API with a spoofed identity header and
@@ -1403,8 +1448,12 @@ func (a *arena) bearerTo(t *testing.T, api *Middleware, seen *http.Header, tok s
 	if *seen != nil {
 		t.Fatal("the upstream was reached")
 	}
+	code := "invalid_token"
+	if status == http.StatusForbidden {
+		code = "insufficient_scope"
+	}
 	wa := w.Header().Get("WWW-Authenticate")
-	if strings.ContainsAny(wa, "\r\n") || strings.Count(wa, `"`) != 6 || !strings.Contains(wa, `error="invalid_token"`) {
+	if strings.ContainsAny(wa, "\r\n") || strings.Count(wa, `"`) != 6 || !strings.Contains(wa, `error="`+code+`"`) {
 		t.Fatalf("WWW-Authenticate %q is not one well-formed challenge", wa)
 	}
 }
@@ -1415,7 +1464,7 @@ func (a *arena) bearerTo(t *testing.T, api *Middleware, seen *http.Header, tok s
 // the token endpoint always refetches the keys it lacks.
 func TestASignInRightAfterAForgedKidSurvivesAnEmergencyKeyRotation(t *testing.T) {
 	st := newStack(t, func(c *Config) { c.APIAudience = []string{apiAudience} })
-	forged, _ := jwt.Sign(mustRSAKey(t), "forged-kid", st.tenant.APIAccessTokenClaims(alice, apiAudience, "Items.Read"))
+	forged, _ := jwt.Sign(mustRSAKey(t), "forged-kid", st.tenant.APIAccessTokenClaims(alice, attackAPIv1, "Items.Read"))
 	r := httptest.NewRequest("GET", "https://app.example.com/api", nil)
 	r.Header.Set("Authorization", "Bearer "+forged)
 	w := httptest.NewRecorder()

@@ -21,9 +21,9 @@ func bearerToken(r *http.Request) (string, bool) {
 // authorizeBearer checks an API client's access token. Delegated tokens
 // (a user through an app) must carry one of requiredScopes, when set, and
 // satisfy the rules like a signed-in user; app-only tokens (an application
-// for itself) must carry one of allowedRoles, the only rule that speaks of
-// applications. The upstream gets the same identity headers as for a
-// browser session.
+// for itself) must carry one of apiAppRoles: the rules describe people, so
+// a role meant for them (allowedRoles) never lets an application in. The
+// upstream gets the same identity headers as for a browser session.
 func (m *Middleware) authorizeBearer(w http.ResponseWriter, r *http.Request, raw string) bool {
 	ac, err := m.client.VerifyAccessToken(r.Context(), raw, *m.api)
 	if err != nil {
@@ -36,8 +36,8 @@ func (m *Middleware) authorizeBearer(w http.ResponseWriter, r *http.Request, raw
 	}
 	s := &session.Session{OID: ac.OID, TID: ac.TID, Name: ac.Name, PreferredUsername: ac.PreferredUsername, Roles: ac.Roles, Groups: ac.Groups}
 	if ac.AppOnly {
-		if len(m.rules.roles) == 0 || !intersects(m.rules.roles, ac.Roles, false) {
-			m.bearerError(w, r, http.StatusForbidden, "insufficient_scope", "app-only tokens need one of the app roles in allowedRoles")
+		if len(m.apiAppRoles) == 0 || !intersects(m.apiAppRoles, ac.Roles, false) {
+			m.bearerError(w, r, http.StatusForbidden, "insufficient_scope", "app-only tokens need one of the app roles in apiAppRoles")
 			return false
 		}
 	} else {

@@ -6,26 +6,99 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tfa-plugin/entraauth/entraid/entraidtest"
 )
 
-const testAPI = "api://entraauth-tests"
+// The API the bearer tests protect. Which aud its tokens carry depends on
+// the token version its registration asks for: v2.0 tokens name it by its
+// client ID, v1.0 tokens (the default) by what the client asked for.
+const (
+	testAPIURI      = "api://entraauth-tests"
+	testAPIClientID = "4d3c2b1a-0000-4000-8000-00000000a91d"
+	testDaemon      = "1b7a0a62-0000-4000-8000-000000000001"
+)
+
+var (
+	testAPIv2       = entraidtest.API{ClientID: testAPIClientID, IdentifierURI: testAPIURI, TokenVersion: 2}
+	testAPIv1       = entraidtest.API{ClientID: testAPIClientID, IdentifierURI: testAPIURI}
+	testAPIv1ByGUID = entraidtest.API{ClientID: testAPIClientID, TokenVersion: 1}
+)
+
+// bearerAnswer sends tok to the stack's API with a spoofed identity header
+// and returns the status and WWW-Authenticate; a pass must carry a genuine
+// X-Forwarded-User.
+func bearerAnswer(t *testing.T, st *stack, tok string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", st.server.URL+"/api/items", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("X-Forwarded-User", "mallory")
+	resp, err := noRedirects(&http.Client{Transport: st.server.Client().Transport}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		h := st.lastUpstream()
+		if u := h.Get("X-Forwarded-User"); u == "mallory" || u == "" {
+			t.Fatalf("upstream X-Forwarded-User = %q", u)
+		}
+	}
+	return resp.StatusCode, resp.Header.Get("WWW-Authenticate")
+}
 
 func TestBearerTokens(t *testing.T) {
 	st := newStack(t, func(c *Config) {
-		c.APIAudience = []string{testAPI}
+		c.APIAudience = []string{testAPIURI, testAPIClientID}
 		c.RequiredScopes = []string{"Items.Read"}
-		c.AllowedRoles = []string{"Reader", "Items.Sync"}
+		c.AllowedRoles = []string{"Reader"}
+		c.APIAppRoles = []string{"Items.Sync"}
 	})
 	tenant := st.tenant
-	delegated := func(change func(c map[string]interface{})) string {
-		c := tenant.APIAccessTokenClaims(alice, testAPI, "Items.Read")
-		if change != nil {
-			change(c)
+	for _, v := range []struct {
+		name string
+		api  entraidtest.API
+	}{{"v2.0", testAPIv2}, {"v1.0", testAPIv1}, {"v1.0 asked for by client ID", testAPIv1ByGUID}} {
+		api := v.api
+		delegated := func(change func(c map[string]interface{})) string {
+			c := tenant.APIAccessTokenClaims(alice, api, "Items.Read")
+			if change != nil {
+				change(c)
+			}
+			return tenant.SignToken(c)
 		}
-		return tenant.SignToken(c)
-	}
-	app := func(roles ...string) string {
-		return tenant.SignToken(tenant.AppAccessTokenClaims("1b7a0a62-0000-4000-8000-000000000001", testAPI, roles))
+		app := func(roles ...string) string {
+			return tenant.SignToken(tenant.AppAccessTokenClaims(testDaemon, api, roles))
+		}
+		tests := []struct {
+			name   string
+			token  string
+			status int
+			error  string
+		}{
+			{"a good delegated token passes", delegated(nil), http.StatusOK, ""},
+			{"an app-only token with a role of apiAppRoles passes", app("Items.Sync"), http.StatusOK, ""},
+			{"an app-only token with a role of allowedRoles only is refused", app("Reader"), http.StatusForbidden, "apiAppRoles"},
+			{"an app-only token without roles is refused", app(), http.StatusForbidden, "insufficient_scope"},
+			{"a token without the required scope is refused", delegated(func(c map[string]interface{}) { c["scp"] = "Items.Write" }), http.StatusForbidden, "insufficient_scope"},
+			{"a user the rules refuse is refused", delegated(func(c map[string]interface{}) { delete(c, "roles") }), http.StatusForbidden, "insufficient_scope"},
+			{"a user with the app role only is refused", delegated(func(c map[string]interface{}) { c["roles"] = []string{"Items.Sync"} }), http.StatusForbidden, "allowedRoles"},
+			{"a token for another audience is refused", delegated(func(c map[string]interface{}) { c["aud"] = "api://other" }), http.StatusUnauthorized, "invalid_token"},
+			{"a token from another tenant is refused", delegated(func(c map[string]interface{}) { c["tid"] = "00000000-1111-2222-3333-444444444444" }), http.StatusUnauthorized, "invalid_token"},
+			{"an expired token is refused", delegated(func(c map[string]interface{}) { c["exp"] = time.Now().Add(-time.Hour).Unix() }), http.StatusUnauthorized, "invalid_token"},
+		}
+		for _, tt := range tests {
+			tt := tt
+			t.Run(v.name+": "+tt.name, func(t *testing.T) {
+				status, www := bearerAnswer(t, st, tt.token)
+				if status != tt.status {
+					t.Fatalf("status %d, want %d (WWW-Authenticate %q)", status, tt.status, www)
+				}
+				if status != http.StatusOK && (!strings.Contains(www, `error="`) || !strings.Contains(www, tt.error)) {
+					t.Fatalf("WWW-Authenticate = %q, want %q in it", www, tt.error)
+				}
+			})
+		}
 	}
 	tests := []struct {
 		name   string
@@ -33,43 +106,161 @@ func TestBearerTokens(t *testing.T) {
 		status int
 		error  string
 	}{
-		{"a good delegated token passes", delegated(nil), http.StatusOK, ""},
-		{"an app-only token with an allowed role passes", app("Items.Sync"), http.StatusOK, ""},
-		{"an app-only token without an allowed role is refused", app("Other"), http.StatusForbidden, "insufficient_scope"},
-		{"an app-only token without roles is refused", app(), http.StatusForbidden, "insufficient_scope"},
-		{"a token without the required scope is refused", delegated(func(c map[string]interface{}) { c["scp"] = "Items.Write" }), http.StatusForbidden, "insufficient_scope"},
-		{"a user the rules refuse is refused", delegated(func(c map[string]interface{}) { delete(c, "roles") }), http.StatusForbidden, "insufficient_scope"},
-		{"a token for another audience is refused", delegated(func(c map[string]interface{}) { c["aud"] = "api://other" }), http.StatusUnauthorized, "invalid_token"},
-		{"a token from another tenant is refused", delegated(func(c map[string]interface{}) { c["tid"] = "00000000-1111-2222-3333-444444444444" }), http.StatusUnauthorized, "invalid_token"},
-		{"an expired token is refused", delegated(func(c map[string]interface{}) { c["exp"] = time.Now().Add(-time.Hour).Unix() }), http.StatusUnauthorized, "invalid_token"},
-		{"a v1 token is refused unless enabled", delegated(func(c map[string]interface{}) { c["iss"] = "https://sts.windows.net/" + testTenantID + "/" }), http.StatusUnauthorized, "invalid_token"},
-		{"alg none is refused", strings.Join(strings.Split(delegated(nil), ".")[:2], ".") + ".", http.StatusUnauthorized, "invalid_token"},
+		{"alg none is refused", strings.Join(strings.Split(tenant.SignToken(tenant.APIAccessTokenClaims(alice, testAPIv2, "Items.Read")), ".")[:2], ".") + ".", http.StatusUnauthorized, "invalid_token"},
 		{"a Microsoft Graph token is refused with an explanation", tenant.GraphAccessToken(alice.PreferredUsername), http.StatusUnauthorized, "Microsoft Graph"},
 		{"garbage is refused", "not-a-token", http.StatusUnauthorized, "invalid_token"},
 	}
 	for _, tt := range tests {
 		tt := tt
 		t.Run(tt.name, func(t *testing.T) {
-			req, _ := http.NewRequest("GET", st.server.URL+"/api/items", nil)
-			req.Header.Set("Authorization", "Bearer "+tt.token)
-			req.Header.Set("X-Forwarded-User", "mallory")
-			resp, err := noRedirects(&http.Client{Transport: st.server.Client().Transport}).Do(req)
-			if err != nil {
-				t.Fatal(err)
+			status, www := bearerAnswer(t, st, tt.token)
+			if status != tt.status || !strings.Contains(www, tt.error) {
+				t.Fatalf("status %d, WWW-Authenticate %q; want %d with %q", status, www, tt.status, tt.error)
 			}
-			resp.Body.Close()
-			if resp.StatusCode != tt.status {
-				t.Fatalf("status %d, want %d (WWW-Authenticate %q)", resp.StatusCode, tt.status, resp.Header.Get("WWW-Authenticate"))
+		})
+	}
+}
+
+// TestBearerTokenVersionsAgainstTheConfiguration sends what Entra ID
+// issues for each token version of the API to each way of configuring
+// apiAudience and apiAcceptV1Tokens.
+func TestBearerTokenVersionsAgainstTheConfiguration(t *testing.T) {
+	const (
+		v2       = "v2.0 token"
+		v1URI    = "v1.0 token asked for by URI"
+		v1GUID   = "v1.0 token asked for by client ID"
+		pass     = http.StatusOK
+		refused  = http.StatusUnauthorized
+		noV1     = false
+		v1OK     = true
+		clientID = testAPIClientID
+		uri      = testAPIURI
+	)
+	tests := []struct {
+		name      string
+		audiences []string
+		acceptV1  bool
+		want      map[string]int
+		hint      string // in the refusal of the v2.0 token
+	}{
+		{"the default with both names accepts every token", []string{uri, clientID}, v1OK, map[string]int{v2: pass, v1URI: pass, v1GUID: pass}, ""},
+		{"the URI alone accepts v1.0 tokens asked for by it, and explains the v2.0 refusal", []string{uri}, v1OK, map[string]int{v2: refused, v1URI: pass, v1GUID: refused}, "names the API by its client ID"},
+		{"the URI with a trailing slash is the same URI", []string{uri + "/"}, v1OK, map[string]int{v2: refused, v1URI: pass, v1GUID: refused}, ""},
+		{"the client ID alone accepts v2.0 tokens and v1.0 ones asked for by it", []string{strings.ToUpper(clientID)}, v1OK, map[string]int{v2: pass, v1URI: refused, v1GUID: pass}, ""},
+		{"v2.0 only refuses v1.0 tokens", []string{uri, clientID}, noV1, map[string]int{v2: pass, v1URI: refused, v1GUID: refused}, ""},
+	}
+	for _, tt := range tests {
+		tt := tt
+		t.Run(tt.name, func(t *testing.T) {
+			st := newStack(t, func(c *Config) {
+				c.APIAudience = tt.audiences
+				c.APIAcceptV1Tokens = tt.acceptV1
+			})
+			tokens := map[string]string{
+				v2:     st.tenant.SignToken(st.tenant.APIAccessTokenClaims(alice, testAPIv2, "Items.Read")),
+				v1URI:  st.tenant.SignToken(st.tenant.APIAccessTokenClaims(alice, testAPIv1, "Items.Read")),
+				v1GUID: st.tenant.SignToken(st.tenant.APIAccessTokenClaims(alice, testAPIv1ByGUID, "Items.Read")),
 			}
-			if tt.status == http.StatusOK {
-				h := st.lastUpstream()
-				if u := h.Get("X-Forwarded-User"); u == "mallory" || u == "" {
-					t.Fatalf("upstream X-Forwarded-User = %q", u)
+			for kind, want := range tt.want {
+				status, www := bearerAnswer(t, st, tokens[kind])
+				if status != want {
+					t.Errorf("%s: status %d, want %d (WWW-Authenticate %q)", kind, status, want, www)
 				}
-				return
+				if kind == v2 && tt.hint != "" && !strings.Contains(www, tt.hint) {
+					t.Errorf("%s: WWW-Authenticate %q, want the hint %q", kind, www, tt.hint)
+				}
 			}
-			if wa := resp.Header.Get("WWW-Authenticate"); !strings.Contains(wa, `error="`) || !strings.Contains(wa, tt.error) {
-				t.Fatalf("WWW-Authenticate = %q, want %q in it", wa, tt.error)
+		})
+	}
+}
+
+func TestV1TokensAreAcceptedByDefault(t *testing.T) {
+	// An API registration asks for v1.0 tokens unless its manifest says
+	// otherwise: a configuration that does not mention versions must take
+	// them.
+	if !CreateConfig().APIAcceptV1Tokens {
+		t.Fatal("apiAcceptV1Tokens defaults to false")
+	}
+	st := newStack(t, func(c *Config) { c.APIAudience = []string{testAPIURI} })
+	r := httptest.NewRequest("GET", "https://app.example.com/api", nil)
+	r.Header.Set("Authorization", "bearer "+st.tenant.SignToken(st.tenant.APIAccessTokenClaims(alice, testAPIv1, "Items.Read")))
+	w := httptest.NewRecorder()
+	st.mw.ServeHTTP(w, r)
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", w.Code, w.Body.String())
+	}
+}
+
+// TestAppRolesAndAllowedRolesServeApplicationsAndPeople: apiAppRoles
+// admits applications, allowedRoles people, and neither list admits the
+// other kind of caller.
+func TestAppRolesAndAllowedRolesServeApplicationsAndPeople(t *testing.T) {
+	bob := entraidtest.User{OID: "7a2b3c4d-5e6f-4a7b-9c8d-0e1f2a3b4c5d", Name: "Bob", PreferredUsername: "bob@contoso.example"}
+	syncUser := entraidtest.User{OID: "8b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e", Name: "Sync", PreferredUsername: "sync@contoso.example", Roles: []string{"Items.Sync"}}
+	type caller struct {
+		name   string
+		token  func(tenant *entraidtest.Tenant) map[string]interface{}
+		status int
+	}
+	user := func(u entraidtest.User, status int) caller {
+		return caller{"delegated " + u.PreferredUsername + " " + strings.Join(u.Roles, ","), func(tenant *entraidtest.Tenant) map[string]interface{} {
+			return tenant.APIAccessTokenClaims(u, testAPIv2, "Items.Read")
+		}, status}
+	}
+	daemon := func(status int, roles ...string) caller {
+		return caller{"daemon with roles " + strings.Join(roles, ","), func(tenant *entraidtest.Tenant) map[string]interface{} {
+			return tenant.AppAccessTokenClaims(testDaemon, testAPIv1, roles)
+		}, status}
+	}
+	tests := []struct {
+		name    string
+		change  func(c *Config)
+		callers []caller
+	}{
+		{"the readme's example: requiredScopes for people, apiAppRoles for daemons", func(c *Config) {
+			c.RequiredScopes = []string{"Items.Read"}
+			c.APIAppRoles = []string{"Items.Sync"}
+		}, []caller{
+			user(bob, http.StatusOK), // no Items.Sync, and passes
+			user(alice, http.StatusOK),
+			daemon(http.StatusOK, "Items.Sync"),
+			daemon(http.StatusForbidden, "Items.Read"),
+			daemon(http.StatusForbidden),
+		}},
+		{"both lists: each kind of caller needs its own", func(c *Config) {
+			c.AllowedRoles = []string{"Reader"}
+			c.APIAppRoles = []string{"Items.Sync"}
+		}, []caller{
+			user(alice, http.StatusOK),                    // Reader
+			user(bob, http.StatusForbidden),               // no role
+			user(syncUser, http.StatusForbidden),          // the app role does not admit a person
+			daemon(http.StatusOK, "Items.Sync"),           //
+			daemon(http.StatusForbidden, "Reader"),        // a people role does not admit an application
+			daemon(http.StatusOK, "Reader", "Items.Sync"), // one entry is enough
+		}},
+		{"allowedRoles alone admits no application", func(c *Config) {
+			c.AllowedRoles = []string{"Reader", "Items.Sync"}
+		}, []caller{
+			user(alice, http.StatusOK),
+			daemon(http.StatusForbidden, "Items.Sync"),
+			daemon(http.StatusForbidden, "Reader"),
+		}},
+	}
+	for _, tt := range tests {
+		tt := tt
+		t.Run(tt.name, func(t *testing.T) {
+			st := newStack(t, func(c *Config) {
+				c.APIAudience = []string{testAPIURI, testAPIClientID}
+				tt.change(c)
+			})
+			for _, c := range tt.callers {
+				status, www := bearerAnswer(t, st, st.tenant.SignToken(c.token(st.tenant)))
+				if status != c.status {
+					t.Errorf("%s: status %d, want %d (WWW-Authenticate %q)", c.name, status, c.status, www)
+				}
+				if status == http.StatusForbidden && !strings.Contains(www, `error="insufficient_scope"`) {
+					t.Errorf("%s: WWW-Authenticate %q, want insufficient_scope", c.name, www)
+				}
 			}
 		})
 	}
@@ -78,7 +269,7 @@ func TestBearerTokens(t *testing.T) {
 func TestBearerTokensAreIgnoredWithoutAPIAudience(t *testing.T) {
 	st := newStack(t, nil)
 	req, _ := http.NewRequest("GET", st.server.URL+"/api/items", nil)
-	req.Header.Set("Authorization", "Bearer "+st.tenant.SignToken(st.tenant.APIAccessTokenClaims(alice, testAPI, "Items.Read")))
+	req.Header.Set("Authorization", "Bearer "+st.tenant.SignToken(st.tenant.APIAccessTokenClaims(alice, testAPIv1, "Items.Read")))
 	resp, err := noRedirects(&http.Client{Transport: st.server.Client().Transport}).Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -89,27 +280,42 @@ func TestBearerTokensAreIgnoredWithoutAPIAudience(t *testing.T) {
 	}
 }
 
-func TestAPIOptionsNeedAnAudience(t *testing.T) {
-	c := validConfig()
-	c.RequiredScopes = []string{"Items.Read"}
-	if _, err := validate(c, noEnv); err == nil || !strings.HasPrefix(err.Error(), "entraauth: apiAudience: ") {
-		t.Fatalf("err = %v", err)
+func TestAPIOptionsAreValidated(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(c *Config)
+		hint   string // "" means accepted
+	}{
+		{"requiredScopes without apiAudience", func(c *Config) { c.RequiredScopes = []string{"Items.Read"} }, "is required with requiredScopes or apiAppRoles"},
+		{"apiAppRoles without apiAudience", func(c *Config) { c.APIAppRoles = []string{"Items.Sync"} }, "is required with requiredScopes or apiAppRoles"},
+		{"an audience that is neither a GUID nor a URI", func(c *Config) { c.APIAudience = []string{"my-api"} }, "neither a client ID"},
+		{"an audience with a quote", func(c *Config) { c.APIAudience = []string{`api://x"y`} }, "neither a client ID"},
+		{"v2.0 only with the URI alone, which v2.0 tokens never carry", func(c *Config) {
+			c.APIAudience = []string{testAPIURI}
+			c.APIAcceptV1Tokens = false
+		}, "add the client ID"},
+		{"v2.0 only with the client ID", func(c *Config) {
+			c.APIAudience = []string{testAPIClientID}
+			c.APIAcceptV1Tokens = false
+		}, ""},
+		{"the URI alone with v1.0 tokens (the default)", func(c *Config) { c.APIAudience = []string{testAPIURI} }, ""},
+		{"an https application ID URI", func(c *Config) { c.APIAudience = []string{"https://contoso.example/items"} }, ""},
 	}
-}
-
-func TestV1TokensWhenEnabled(t *testing.T) {
-	st := newStack(t, func(c *Config) {
-		c.APIAudience = []string{testAPI}
-		c.APIAcceptV1Tokens = true
-	})
-	claims := st.tenant.APIAccessTokenClaims(alice, testAPI, "Items.Read")
-	claims["iss"] = "https://sts.windows.net/" + testTenantID + "/"
-	claims["ver"] = "1.0"
-	r := httptest.NewRequest("GET", "https://app.example.com/api", nil)
-	r.Header.Set("Authorization", "bearer "+st.tenant.SignToken(claims))
-	w := httptest.NewRecorder()
-	st.mw.ServeHTTP(w, r)
-	if w.Code != http.StatusOK {
-		t.Fatalf("status %d: %s", w.Code, w.Body.String())
+	for _, tt := range tests {
+		tt := tt
+		t.Run(tt.name, func(t *testing.T) {
+			c := validConfig()
+			tt.change(c)
+			_, err := validate(c, noEnv)
+			if tt.hint == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.HasPrefix(err.Error(), "entraauth: apiAudience: ") || !strings.Contains(err.Error(), tt.hint) {
+				t.Fatalf("err = %v, want apiAudience named with %q", err, tt.hint)
+			}
+		})
 	}
 }

@@ -43,6 +43,7 @@ type settings struct {
 	exclusions      exclusions
 	api             *entraid.AccessPolicy
 	requiredScopes  []string
+	apiAppRoles     []string
 	sessionKey      string        // cookie name and secret fingerprint
 	requestTimeout  time.Duration // of every call to Entra ID, Graph and assertion sources
 }
@@ -127,23 +128,49 @@ func validate(c *Config, getenv func(string) string) (*settings, error) {
 	return s, nil
 }
 
+// validateAPI checks the bearer token options. Which aud a token carries
+// depends on its version, which the API's app registration chooses: a v2.0
+// token always names the API by its client ID; a v1.0 token (the default)
+// by what the client asked for, the application ID URI or the client ID.
+// A configuration that no token can match is refused.
 func validateAPI(c *Config, s *settings) error {
 	audiences := splitList(c.APIAudience)
 	scopes := splitList(c.RequiredScopes)
+	appRoles := splitList(c.APIAppRoles)
 	if len(audiences) == 0 {
-		if len(scopes) > 0 || c.APIAcceptV1Tokens {
-			return optionError("apiAudience", "is required with requiredScopes or apiAcceptV1Tokens: write the API's application ID URI (api://...) or client ID")
+		if len(scopes) > 0 || len(appRoles) > 0 {
+			return optionError("apiAudience", "is required with requiredScopes or apiAppRoles: write the API's client ID (a GUID) and its application ID URI (api://...)")
 		}
 		return nil
 	}
-	for _, a := range audiences {
-		if strings.ContainsAny(a, "\"<>") {
-			return optionError("apiAudience", "%q is not an application ID URI or client ID", a)
+	clientID := false
+	for i, a := range audiences {
+		switch {
+		case entraid.IsGUID(a):
+			audiences[i] = strings.ToLower(a)
+			clientID = true
+		case isAppIDURI(a):
+			// Tokens carry the URI with or without a trailing slash.
+			audiences[i] = strings.TrimSuffix(a, "/")
+		default:
+			return optionError("apiAudience", "%q is neither a client ID (a GUID) nor an application ID URI (api://...): write the API's client ID, and its application ID URI for v1.0 tokens", a)
 		}
+	}
+	if !c.APIAcceptV1Tokens && !clientID {
+		return optionError("apiAudience", "names no client ID, and with apiAcceptV1Tokens false only v2.0 tokens are accepted, whose aud is always the API's client ID (a GUID), never its application ID URI: add the client ID")
 	}
 	s.api = &entraid.AccessPolicy{Audiences: audiences, AllowV1: c.APIAcceptV1Tokens}
 	s.requiredScopes = scopes
+	s.apiAppRoles = appRoles
 	return nil
+}
+
+// isAppIDURI reports whether s can be an application ID URI: a scheme
+// (api, https, urn...) and more, without characters that would break a
+// WWW-Authenticate header.
+func isAppIDURI(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && u.Scheme != "" && (u.Host != "" || u.Opaque != "") && !strings.ContainsAny(s, "\"<>\\")
 }
 
 func containsFold(list []string, s string) bool {

@@ -3,12 +3,16 @@ package entraauth
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tfa-plugin/entraauth/entraid"
+	"github.com/tfa-plugin/entraauth/entraid/entraidtest"
 )
 
 const (
@@ -30,15 +34,41 @@ func validConfig() *Config {
 func noEnv(string) string { return "" }
 
 func TestNewAcceptsAValidConfigWithoutNetworkIO(t *testing.T) {
+	// A reachable tenant that counts every request: New, for every
+	// feature that later talks to it (sign-in, bearer tokens, groups from
+	// Graph), must not. Traefik calls New while loading its configuration,
+	// and the plugin catalog's analyzer calls it offline.
+	tenant := entraidtest.NewTenant(entraidtest.Options{TenantID: testTenantID, ClientID: testClientID})
+	t.Cleanup(tenant.Close)
 	c := validConfig()
-	// A closed port: New must not try to reach it.
-	c.MicrosoftEntraID.AuthorityHost = "https://127.0.0.1:1"
-	h, err := New(context.Background(), http.NotFoundHandler(), c, "test")
-	if err != nil {
-		t.Fatalf("New: %v", err)
+	c.MicrosoftEntraID.AuthorityHost = tenant.URL
+	c.MicrosoftEntraID.ClientSecret = "network-io-" + randomToken()
+	c.APIAudience = []string{testAPIClientID, testAPIURI}
+	c.RequiredScopes = []string{"Items.Read"}
+	c.APIAppRoles = []string{"Items.Sync"}
+	c.AllowedGroups = []string{alice.Groups[0]}
+	for i := 0; i < 3; i++ {
+		h, err := New(context.Background(), http.NotFoundHandler(), c, "test")
+		if err != nil {
+			t.Fatalf("New: %v", err)
+		}
+		if h == nil {
+			t.Fatal("New returned a nil handler")
+		}
 	}
-	if h == nil {
-		t.Fatal("New returned a nil handler")
+	for _, e := range []string{entraidtest.Discovery, entraidtest.JWKS, entraidtest.Authorize, entraidtest.Token, entraidtest.Logout, entraidtest.Graph} {
+		if n := tenant.Hits(e); n != 0 {
+			t.Errorf("New made %d %s requests", n, e)
+		}
+	}
+	// The counter counts: the first request through the middleware
+	// fetches the tenant's metadata.
+	h, _ := New(context.Background(), http.NotFoundHandler(), c, "test")
+	r := httptest.NewRequest("GET", "https://app.example.com/", nil)
+	r.Header.Set("Accept", "text/html")
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	if tenant.Hits(entraidtest.Discovery) == 0 {
+		t.Error("a sign-in did not reach the tenant: the hit counts above prove nothing")
 	}
 }
 
@@ -306,19 +336,100 @@ func TestRequestTimeoutBoundsTheEntraClientAndKeysTheSharedOne(t *testing.T) {
 }
 
 func TestValidateReadsSecretsFromFiles(t *testing.T) {
+	// Files as kubectl create secret and editors write them: with a
+	// trailing newline, which is not part of the secret.
 	dir := t.TempDir()
 	clientSecret := filepath.Join(dir, "client")
 	sessionSecret := filepath.Join(dir, "session")
-	os.WriteFile(clientSecret, []byte("from-file\n"), 0o600)
-	os.WriteFile(sessionSecret, []byte(testSecret+"\n"), 0o600)
+	writeSecret(t, clientSecret, "from-file\n")
+	writeSecret(t, sessionSecret, testSecret+"\r\n")
 	c := validConfig()
 	c.MicrosoftEntraID.ClientSecret = ""
 	c.MicrosoftEntraID.ClientSecretFile = clientSecret
 	c.Session.Secret = ""
 	c.Session.SecretFile = sessionSecret
-	if _, err := validate(c, noEnv); err != nil {
+	s, err := validate(c, noEnv)
+	if err != nil {
 		t.Fatalf("validate: %v", err)
 	}
+	if got := clientSecretOf(t, s.entra.Credential); got != "from-file" {
+		t.Errorf("client secret %q, want %q", got, "from-file")
+	}
+	// The session secret is the file's without the newline: sessions
+	// sealed by an instance configured with it inline open here.
+	inline, err := validate(validConfig(), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.sessionKey != inline.sessionKey {
+		t.Errorf("the session secret from the file differs from the same secret inline")
+	}
+	v, err := inline.sealer.Seal([]byte("payload"), "aad", time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.sealer.Open(v, "aad", time.Now()); err != nil {
+		t.Errorf("a value sealed with the inline secret does not open with the file's: %v", err)
+	}
+}
+
+// TestClientSecretFileIsReadOnEveryUse: the secret sent to the token
+// endpoint is the file's current content without its trailing newline, so
+// that a rotated Kubernetes secret (a new file swapped in) takes effect
+// without a reload.
+func TestClientSecretFileIsReadOnEveryUse(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "client-secret")
+	writeSecret(t, path, "first-secret\n")
+	c := validConfig()
+	c.MicrosoftEntraID.ClientSecret = ""
+	c.MicrosoftEntraID.ClientSecretFile = path
+	s, err := validate(c, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		content string
+		want    string
+	}{
+		{"a trailing newline is not part of the secret", "first-secret\n", "first-secret"},
+		{"a rotated file is read again", "second-secret\n", "second-secret"},
+		{"CR LF and surrounding blanks are trimmed", "  third-secret \r\n", "third-secret"},
+	}
+	for _, tt := range tests {
+		// Swapped in by rename, as the kubelet updates a mounted secret.
+		tmp := filepath.Join(dir, "new")
+		writeSecret(t, tmp, tt.content)
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+		if got := clientSecretOf(t, s.entra.Credential); got != tt.want {
+			t.Errorf("%s: client_secret %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	os.Remove(path)
+	form := url.Values{}
+	if err := s.entra.Credential.SetClientAuth(context.Background(), form); err == nil || form.Get("client_secret") != "" {
+		t.Errorf("a removed file gave client_secret %q, error %v", form.Get("client_secret"), err)
+	}
+}
+
+func writeSecret(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// clientSecretOf is the client_secret cred puts in a token request.
+func clientSecretOf(t *testing.T, cred entraid.Credential) string {
+	t.Helper()
+	form := url.Values{}
+	if err := cred.SetClientAuth(context.Background(), form); err != nil {
+		t.Fatalf("SetClientAuth: %v", err)
+	}
+	return form.Get("client_secret")
 }
 
 func TestNewSharesTheEntraClientAcrossReloads(t *testing.T) {

@@ -10,7 +10,8 @@ import (
 // the same time, and remembers the result for a while: the renewal of one
 // session that a page's twenty parallel fetches all need, the access token
 // of one session for the upstream. The first caller does the work on its
-// own goroutine (no goroutine is started); the others wait for it, bounded.
+// own goroutine (no goroutine is started); the others wait for it, bounded,
+// by polling (see wait).
 //
 // Groups are package-level, like the session cache, so that they outlive
 // Traefik's reloads (a renewal must not run twice because a reload came in
@@ -22,12 +23,12 @@ type flightGroup struct {
 	max   int
 }
 
-// flight is one piece of work and, once done is closed, its result.
+// flight is one piece of work and, once finished, its result (all under
+// the group's lock).
 type flight struct {
-	done     chan struct{}
-	finished bool        // under the group's lock
-	result   interface{} // under the group's lock
-	until    time.Time   // the result serves callers until then
+	finished bool
+	result   interface{}
+	until    time.Time // the result serves callers until then
 }
 
 func newFlightGroup(max int) *flightGroup {
@@ -59,7 +60,7 @@ func (g *flightGroup) do(ctx context.Context, key string, now time.Time, run fun
 		g.mu.Unlock()
 		return g.wait(ctx, f)
 	}
-	f = &flight{done: make(chan struct{})}
+	f = &flight{}
 	g.addLocked(key, f, now)
 	g.mu.Unlock()
 
@@ -73,24 +74,36 @@ func (g *flightGroup) do(ctx context.Context, key string, now time.Time, run fun
 			delete(g.calls, key)
 		}
 		g.mu.Unlock()
-		close(f.done)
 	}()
 	result, keep = run()
 	return result, true
 }
 
+// wait polls f until it is finished, ctx ends or maxFlightWait passes.
+//
+// It does not select on a channel and ctx.Done(): Yaegi v0.16.1 keeps one
+// list of cases per select statement, shared by every goroutine executing
+// it, so that concurrent requests would wait on each other's channels (see
+// entraid's acquire). The pause grows from 50µs to 5ms: a waiter notices
+// within 5 ms, and a hundred waiters cost little.
 func (g *flightGroup) wait(ctx context.Context, f *flight) (interface{}, bool) {
-	timer := time.NewTimer(maxFlightWait)
-	defer timer.Stop()
-	select {
-	case <-f.done:
+	deadline := time.Now().Add(maxFlightWait)
+	pause := 50 * time.Microsecond
+	for {
 		g.mu.Lock()
-		defer g.mu.Unlock()
-		return f.result, true
-	case <-ctx.Done():
-		return nil, false
-	case <-timer.C:
-		return nil, false
+		finished := f.finished
+		result := f.result
+		g.mu.Unlock()
+		if finished {
+			return result, true
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return nil, false
+		}
+		time.Sleep(pause)
+		if pause < 5*time.Millisecond {
+			pause *= 2
+		}
 	}
 }
 

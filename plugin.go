@@ -50,12 +50,18 @@ type Config struct {
 	ExcludedMethods []string `json:"excludedMethods,omitempty"`
 
 	// APIAudience turns on bearer tokens for API clients: the accepted
-	// audiences (the API's application ID URI and/or client ID).
+	// audiences, the API's client ID (the aud of v2.0 tokens) and/or its
+	// application ID URI (v1.0 tokens asked for by it).
 	APIAudience []string `json:"apiAudience,omitempty"`
 	// RequiredScopes: a delegated bearer token must carry one of them.
 	RequiredScopes []string `json:"requiredScopes,omitempty"`
-	// APIAcceptV1Tokens also accepts v1.0 access tokens (issuer
-	// https://sts.windows.net/{tid}/).
+	// APIAppRoles: an app-only bearer token must carry one of these app
+	// roles; without them app-only tokens are refused. The Allowed* lists
+	// are for people.
+	APIAppRoles []string `json:"apiAppRoles,omitempty"`
+	// APIAcceptV1Tokens accepts v1.0 access tokens (issuer
+	// https://sts.windows.net/{tid}/), which an API gets unless its
+	// manifest asks for v2.0; true by default.
 	APIAcceptV1Tokens bool `json:"apiAcceptV1Tokens,omitempty"`
 
 	// UpstreamAccessToken, when its scope is set, gives every signed-in
@@ -137,7 +143,8 @@ func CreateConfig() *Config {
 			Scopes:         []string{"openid", "profile", "email"},
 			RequestTimeout: "10s",
 		},
-		Session: Session{Lifetime: defaultLifetime, Renew: true},
+		Session:           Session{Lifetime: defaultLifetime, Renew: true},
+		APIAcceptV1Tokens: true,
 	}
 }
 
@@ -172,9 +179,11 @@ type Middleware struct {
 	strippedSet map[string]bool
 	rules       rules
 	exclusions  exclusions
-	// api accepts bearer tokens when set; requiredScopes bound delegated ones.
+	// api accepts bearer tokens when set; requiredScopes bound delegated
+	// ones, apiAppRoles app-only ones.
 	api            *entraid.AccessPolicy
 	requiredScopes []string
+	apiAppRoles    []string
 	// sessionKey names the session cookie and secret, which routers share.
 	sessionKey string
 	// sessionAAD binds sessions to the cookie and the app registration
@@ -237,6 +246,7 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 		sessionKey:    s.sessionKey,
 
 		requiredScopes: s.requiredScopes,
+		apiAppRoles:    s.apiAppRoles,
 		loginPrefix:    s.cookieName + "_login_",
 		authHost:       s.authHost,
 		cookieDomain:   s.cookieDomain,

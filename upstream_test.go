@@ -18,13 +18,13 @@ func upstreamStack(t *testing.T, api entraidtest.API, header string) (*renewalSt
 	t.Helper()
 	var registered entraidtest.API
 	rs := newPreparedRenewalStack(t, alice, func(c *Config) {
-		c.UpstreamAccessToken = UpstreamAccessToken{Scope: api.AppIDURI + "/.default", Header: header}
+		c.UpstreamAccessToken = UpstreamAccessToken{Scope: api.IdentifierURI + "/.default", Header: header}
 	}, func(ten *entraidtest.Tenant) { registered = ten.AddAPI(api) })
 	return rs, registered
 }
 
 func TestTheUpstreamGetsAnAccessTokenForItsScope(t *testing.T) {
-	rs, api := upstreamStack(t, entraidtest.API{AppIDURI: "api://orders", Scopes: []string{"Orders.Read"}}, "")
+	rs, api := upstreamStack(t, entraidtest.API{IdentifierURI: "api://orders", Scopes: []string{"Orders.Read"}}, "")
 	// The arrival after the sign-in minted the token already.
 	refreshes := 0
 	var first string
@@ -54,7 +54,7 @@ func TestTheUpstreamGetsAnAccessTokenForItsScope(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A v1.0 token, as an API registration gets by default.
-	if tok.String("aud") != api.AppIDURI || tok.String("oid") != alice.OID || tok.String("appid") != testClientID || tok.String("scp") != "Orders.Read" {
+	if tok.String("aud") != api.IdentifierURI || tok.String("oid") != alice.OID || tok.String("appid") != testClientID || tok.String("scp") != "Orders.Read" {
 		t.Errorf("the upstream's token: %v", tok.Claims)
 	}
 	// The token is replaced before it expires.
@@ -68,7 +68,7 @@ func TestTheUpstreamGetsAnAccessTokenForItsScope(t *testing.T) {
 }
 
 func TestAnUpstreamTokenInAHeaderOfItsOwnCannotBeSpoofed(t *testing.T) {
-	rs, _ := upstreamStack(t, entraidtest.API{AppIDURI: "api://stock", Scopes: []string{"Stock.Read"}, AccessTokenVersion: 2}, "X-Access-Token")
+	rs, _ := upstreamStack(t, entraidtest.API{IdentifierURI: "api://stock", Scopes: []string{"Stock.Read"}, TokenVersion: 2}, "X-Access-Token")
 	h := apiCall()
 	h.Set("X-Access-Token", "forged")
 	h.Set("X_Access_Token", "forged")
@@ -92,7 +92,7 @@ func TestAnUpstreamTokenInAHeaderOfItsOwnCannotBeSpoofed(t *testing.T) {
 func TestUpstreamTokenFailures(t *testing.T) {
 	t.Run("missing consent is a page that says what to grant", func(t *testing.T) {
 		st := newStackFor(t, alice, func(c *Config) { c.UpstreamAccessToken = UpstreamAccessToken{Scope: "api://needs-consent/.default"} })
-		st.tenant.AddAPI(entraidtest.API{AppIDURI: "api://needs-consent", Scopes: []string{"Read"}, ConsentRequired: true})
+		st.tenant.AddAPI(entraidtest.API{IdentifierURI: "api://needs-consent", Scopes: []string{"Read"}, ConsentRequired: true})
 		c := st.browser()
 		resp, body := navigate(t, c, st.server.URL+"/x")
 		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "AADSTS65001") || !strings.Contains(body, "api://needs-consent/.default") || !strings.Contains(body, "Grant admin consent") {
@@ -114,7 +114,7 @@ func TestUpstreamTokenFailures(t *testing.T) {
 		}
 	})
 	t.Run("an outage is a 503, never a request without the token", func(t *testing.T) {
-		rs, _ := upstreamStack(t, entraidtest.API{AppIDURI: "api://down", Scopes: []string{"Read"}}, "")
+		rs, _ := upstreamStack(t, entraidtest.API{IdentifierURI: "api://down", Scopes: []string{"Read"}}, "")
 		rs.tenant.SetFault(entraidtest.Token, entraidtest.Fault{Status: http.StatusBadGateway})
 		rs.advance(56 * time.Minute) // the token must be replaced
 		resp, _ := rs.send(t, http.MethodGet, "/x", apiCall())
@@ -128,7 +128,7 @@ func TestUpstreamTokenFailures(t *testing.T) {
 		}
 	})
 	t.Run("a refused grant ends the session", func(t *testing.T) {
-		rs, _ := upstreamStack(t, entraidtest.API{AppIDURI: "api://refused", Scopes: []string{"Read"}}, "")
+		rs, _ := upstreamStack(t, entraidtest.API{IdentifierURI: "api://refused", Scopes: []string{"Read"}}, "")
 		rs.tenant.SetUserDisabled(alice.PreferredUsername, true)
 		rs.advance(56 * time.Minute) // the token must be replaced
 		resp, body := rs.send(t, http.MethodGet, "/x", apiCall())

@@ -42,9 +42,10 @@ type Cache struct {
 	inflight  *flight
 }
 
-// flight is a fetch in progress that other callers wait for.
+// flight is a fetch in progress that other callers wait for. Its fields
+// are guarded by Cache.mu.
 type flight struct {
-	done      chan struct{}
+	finished  bool // the fetch is over and its outcome recorded
 	value     string
 	err       error
 	abandoned bool // the caller running it gave up; waiters try again themselves
@@ -87,17 +88,20 @@ func (c *Cache) Assertion(ctx context.Context) (string, error) {
 		}
 		if f := c.inflight; f != nil {
 			c.mu.Unlock()
-			select {
-			case <-f.done:
-			case <-ctx.Done():
-				return "", fmt.Errorf("assertion: waiting for %s: %w", describe(c.src), ctx.Err())
+			if err := waitUntil(ctx, c.finished(f)); err != nil {
+				return "", fmt.Errorf("assertion: waiting for %s: %w", describe(c.src), err)
 			}
-			if f.abandoned {
+			c.mu.Lock()
+			abandoned := f.abandoned
+			value := f.value
+			err := f.err
+			c.mu.Unlock()
+			if abandoned {
 				continue
 			}
-			return f.value, f.err
+			return value, err
 		}
-		f := &flight{done: make(chan struct{})}
+		f := &flight{}
 		c.inflight = f
 		c.mu.Unlock()
 		c.run(ctx, f)
@@ -145,11 +149,42 @@ func (c *Cache) run(ctx context.Context, f *flight) {
 				f.err = err
 			}
 		}
+		f.finished = true
 		c.mu.Unlock()
-		close(f.done)
 	}()
 	tok, err = c.src.Fetch(ctx)
 	completed = true
+}
+
+// finished returns a check of whether f is over, for waitUntil.
+func (c *Cache) finished(f *flight) func() bool {
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return f.finished
+	}
+}
+
+// waitUntil polls done, pausing a little longer each time, until it
+// reports true or ctx ends.
+//
+// It does not select on channels: Yaegi v0.16.1 keeps one list of cases
+// per select statement, shared by every goroutine executing it
+// (interp/run.go, _select), so concurrent requests would wait on each
+// other's channels: a waiter gave up with no error, or woke at another
+// cache's fetch.
+func waitUntil(ctx context.Context, done func() bool) error {
+	pause := 50 * time.Microsecond
+	for !done() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		time.Sleep(pause)
+		if pause < 5*time.Millisecond {
+			pause *= 2
+		}
+	}
+	return nil
 }
 
 // stale returns the current assertion if it is still valid for a while.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -439,5 +440,78 @@ func TestCacheAdvice(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// shortLivedSource issues tokens that the cache must replace at once, so
+// that every call starts or joins a fetch, and takes a moment to do so.
+type shortLivedSource struct {
+	name string
+	n    int64
+}
+
+func (s *shortLivedSource) Fetch(ctx context.Context) (assertion.Token, error) {
+	time.Sleep(time.Millisecond)
+	n := atomic.AddInt64(&s.n, 1)
+	return assertion.Token{Value: fmt.Sprintf("%s-%d", s.name, n), Expires: time.Now().Add(30 * time.Second)}, nil
+}
+
+// cacheRace is the shared state of TestCacheWaitersUnderConcurrentRequests.
+type cacheRace struct {
+	caches          []*assertion.Cache
+	names           []string
+	wrong, finished int64
+	firstWrong      atomic.Value
+}
+
+// worker calls the caches in turn, rounds times. Every second worker's
+// requests give up at once, as requests of clients that went away do; the
+// others' must get a token of the cache they asked.
+func (r *cacheRace) worker(w, rounds int) {
+	defer atomic.AddInt64(&r.finished, 1)
+	for i := 0; i < rounds; i++ {
+		k := (w + i) % len(r.caches)
+		timeout := time.Minute
+		if w%2 == 0 {
+			timeout = time.Microsecond
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		v, err := r.caches[k].Assertion(ctx)
+		cancel()
+		if w%2 != 0 && (err != nil || !strings.HasPrefix(v, r.names[k]+"-")) {
+			atomic.AddInt64(&r.wrong, 1)
+			r.firstWrong.Store(fmt.Sprintf("cache %s: %q, %v", r.names[k], v, err))
+		}
+	}
+}
+
+// TestCacheWaitersUnderConcurrentRequests: callers of several caches wait
+// for each other's fetches while other callers give up. Each gets a token
+// of its own cache, and nobody gives up while its context lives. Under
+// yaegi test it catches a select shared between concurrent executions
+// (see Cache.Assertion).
+func TestCacheWaitersUnderConcurrentRequests(t *testing.T) {
+	const workers = 128
+	r := &cacheRace{}
+	for i := 0; i < 16; i++ {
+		name := fmt.Sprintf("cache%d", i)
+		r.names = append(r.names, name)
+		// A concrete variable: under Yaegi, a literal assigned to an
+		// interface in a loop is one object for every iteration.
+		src := &shortLivedSource{name: name}
+		r.caches = append(r.caches, assertion.NewCache(src))
+	}
+	for w := 0; w < workers; w++ {
+		go r.worker(w, 1500)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for atomic.LoadInt64(&r.finished) < workers {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d workers hung", workers-atomic.LoadInt64(&r.finished), workers)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r.wrong != 0 {
+		t.Fatalf("%d calls with a live context got no token of their cache, first: %v", r.wrong, r.firstWrong.Load())
 	}
 }

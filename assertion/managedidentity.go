@@ -148,14 +148,9 @@ func (m *ManagedIdentity) sleep(ctx context.Context, d time.Duration) error {
 	if m.Sleep != nil {
 		return m.Sleep(ctx, d)
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	// Polled, not selected: see waitUntil.
+	until := time.Now().Add(d)
+	return waitUntil(ctx, func() bool { return !time.Now().Before(until) })
 }
 
 // attempt sends one token request (for Arc: the challenge and the answer).

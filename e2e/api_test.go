@@ -19,20 +19,35 @@ const apiURI = "api://entraauth-e2e"
 func TestBearerTokensForTheAPIPassAndOthersGetWWWAuthenticate(t *testing.T) {
 	// No auto-approval: an API client never reaches the sign-in page.
 	tenant := newTenant(t, "")
+	// The app registration the plugin signs in with also exposes the API,
+	// so an ID token has the API's client ID as audience. The tokens are
+	// what Entra ID issues: v1.0 ones (a registration's default) name the
+	// API by what the client asked for, v2.0 ones by its client ID only.
+	apiClientID := tenant.ClientID
+	apiV1 := entraidtest.API{ClientID: apiClientID, IdentifierURI: apiURI}
+	apiV1ByGUID := entraidtest.API{ClientID: apiClientID, TokenVersion: 1}
+	apiV2 := entraidtest.API{ClientID: apiClientID, IdentifierURI: apiURI, TokenVersion: 2}
 	e := newGuardedEnv(t, tenant, guard{appHost, func(pc map[string]interface{}) {
-		// As a Docker label would write it: both audiences in one string.
-		pc["apiAudience"] = apiURI + "," + tenant.ClientID
+		// As the readme writes it, and as a Docker label would: both
+		// names of the API in one string.
+		pc["apiAudience"] = apiClientID + "," + apiURI
 		pc["requiredScopes"] = []string{"Items.Read"}
-		// Reader for users, Items.Sync for applications.
-		pc["allowedRoles"] = []string{"Reader", "Items.Sync"}
+		pc["allowedRoles"] = []string{"Reader"}    // people
+		pc["apiAppRoles"] = []string{"Items.Sync"} // applications
+	}}, guard{app2Host, func(pc map[string]interface{}) {
+		// v2.0 tokens only, as a label string: Traefik must turn "false"
+		// into false over the default true.
+		pc["apiAudience"] = apiClientID
+		pc["apiAcceptV1Tokens"] = "false"
 	}})
 
 	sign := func(claims map[string]interface{}) string { return tenant.SignToken(claims) }
-	delegated := func(u entraidtest.User, audience, scp string) string {
-		return sign(tenant.APIAccessTokenClaims(u, audience, scp))
+	delegated := func(u entraidtest.User, api entraidtest.API, scp string) string {
+		return sign(tenant.APIAccessTokenClaims(u, api, scp))
 	}
-	syncApp := tenant.AppAccessTokenClaims("5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b", apiURI, []string{"Items.Sync"})
-	expired := tenant.APIAccessTokenClaims(alice, apiURI, "Items.Read")
+	syncAppV1 := tenant.AppAccessTokenClaims("5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b", apiV1, []string{"Items.Sync"})
+	syncAppV2 := tenant.AppAccessTokenClaims("5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b", apiV2, []string{"Items.Sync"})
+	expired := tenant.APIAccessTokenClaims(alice, apiV1, "Items.Read")
 	expired["iat"] = time.Now().Add(-3 * time.Hour).Unix()
 	expired["nbf"] = expired["iat"]
 	expired["exp"] = time.Now().Add(-2 * time.Hour).Unix()
@@ -40,7 +55,7 @@ func TestBearerTokensForTheAPIPassAndOthersGetWWWAuthenticate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	forged, err := jwt.Sign(foreignKey, tenant.KeyID(), tenant.APIAccessTokenClaims(alice, apiURI, "Items.Read"))
+	forged, err := jwt.Sign(foreignKey, tenant.KeyID(), tenant.APIAccessTokenClaims(alice, apiV2, "Items.Read"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,24 +64,30 @@ func TestBearerTokensForTheAPIPassAndOthersGetWWWAuthenticate(t *testing.T) {
 		name     string
 		token    string
 		header   http.Header
+		host     string
 		status   int
 		user     string // X-Forwarded-User at the upstream when it passes
 		wwwError string // error in WWW-Authenticate when refused
 		why      string // in its error_description
 	}{
-		{"a user's token for the API's URI with the scope", delegated(alice, apiURI, "Items.Read User.Read"), apiHeader(), http.StatusOK, alice.OID, "", ""},
-		{"a user's token for the API's client ID", delegated(alice, tenant.ClientID, "Items.Read"), apiHeader(), http.StatusOK, alice.OID, "", ""},
-		{"a browser navigation with a good token", delegated(alice, apiURI, "Items.Read"), navigationHeader(), http.StatusOK, alice.OID, "", ""},
-		{"an app-only token with an allowed role", sign(syncApp), apiHeader(), http.StatusOK, syncApp["oid"].(string), "", ""},
-		{"a token for another API", delegated(alice, "api://someone-else", "Items.Read"), apiHeader(), http.StatusUnauthorized, "", "invalid_token", "another audience"},
-		{"a Microsoft Graph token", tenant.GraphAccessToken(alice.PreferredUsername), apiHeader(), http.StatusUnauthorized, "", "invalid_token", "Microsoft Graph"},
-		{"an expired token", sign(expired), apiHeader(), http.StatusUnauthorized, "", "invalid_token", "expired"},
-		{"a token signed by another key", forged, apiHeader(), http.StatusUnauthorized, "", "invalid_token", "signature"},
-		{"an ID token", sign(tenant.IDTokenClaims(alice, "")), apiHeader(), http.StatusUnauthorized, "", "invalid_token", "ID token"},
-		{"not a JWT, from a browser", "not-a-token", navigationHeader(), http.StatusUnauthorized, "", "invalid_token", "not a JWT"},
-		{"a user's token without the scope", delegated(alice, apiURI, "Items.Write"), apiHeader(), http.StatusForbidden, "", "insufficient_scope", "Items.Read"},
-		{"a user's token without an allowed role", delegated(bob, apiURI, "Items.Read"), apiHeader(), http.StatusForbidden, "", "insufficient_scope", "allowedRoles"},
-		{"an app-only token without roles", sign(tenant.AppAccessTokenClaims("6f7a8b9c-0d1e-4f2a-9b3c-4d5e6f7a8b9c", apiURI, nil)), apiHeader(), http.StatusForbidden, "", "insufficient_scope", "allowedRoles"},
+		{"a user's v1.0 token asked for by the API's URI", delegated(alice, apiV1, "Items.Read User.Read"), apiHeader(), appHost, http.StatusOK, alice.OID, "", ""},
+		{"a user's v1.0 token asked for by the API's client ID", delegated(alice, apiV1ByGUID, "Items.Read"), apiHeader(), appHost, http.StatusOK, alice.OID, "", ""},
+		{"a user's v2.0 token", delegated(alice, apiV2, "Items.Read"), apiHeader(), appHost, http.StatusOK, alice.OID, "", ""},
+		{"a browser navigation with a good token", delegated(alice, apiV1, "Items.Read"), navigationHeader(), appHost, http.StatusOK, alice.OID, "", ""},
+		{"an app-only v1.0 token with a role of apiAppRoles", sign(syncAppV1), apiHeader(), appHost, http.StatusOK, syncAppV1["oid"].(string), "", ""},
+		{"an app-only v2.0 token with a role of apiAppRoles", sign(syncAppV2), apiHeader(), appHost, http.StatusOK, syncAppV2["oid"].(string), "", ""},
+		{"a v2.0 token where only v2.0 is accepted", delegated(bob, apiV2, "Items.Read"), apiHeader(), app2Host, http.StatusOK, bob.OID, "", ""},
+		{"a v1.0 token where only v2.0 is accepted", delegated(bob, apiV1ByGUID, "Items.Read"), apiHeader(), app2Host, http.StatusUnauthorized, "", "invalid_token", "issuer"},
+		{"a token for another API", delegated(alice, entraidtest.API{ClientID: "2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e", IdentifierURI: "api://someone-else"}, "Items.Read"), apiHeader(), appHost, http.StatusUnauthorized, "", "invalid_token", "another audience"},
+		{"a Microsoft Graph token", tenant.GraphAccessToken(alice.PreferredUsername), apiHeader(), appHost, http.StatusUnauthorized, "", "invalid_token", "Microsoft Graph"},
+		{"an expired token", sign(expired), apiHeader(), appHost, http.StatusUnauthorized, "", "invalid_token", "expired"},
+		{"a token signed by another key", forged, apiHeader(), appHost, http.StatusUnauthorized, "", "invalid_token", "signature"},
+		{"an ID token", sign(tenant.IDTokenClaims(alice, "")), apiHeader(), appHost, http.StatusUnauthorized, "", "invalid_token", "ID token"},
+		{"not a JWT, from a browser", "not-a-token", navigationHeader(), appHost, http.StatusUnauthorized, "", "invalid_token", "not a JWT"},
+		{"a user's token without the scope", delegated(alice, apiV1, "Items.Write"), apiHeader(), appHost, http.StatusForbidden, "", "insufficient_scope", "Items.Read"},
+		{"a user's token without an allowed role", delegated(bob, apiV1, "Items.Read"), apiHeader(), appHost, http.StatusForbidden, "", "insufficient_scope", "allowedRoles"},
+		{"an app-only token without roles", sign(tenant.AppAccessTokenClaims("6f7a8b9c-0d1e-4f2a-9b3c-4d5e6f7a8b9c", apiV1, nil)), apiHeader(), appHost, http.StatusForbidden, "", "insufficient_scope", "apiAppRoles"},
+		{"an app-only token with a role meant for people", sign(tenant.AppAccessTokenClaims("6f7a8b9c-0d1e-4f2a-9b3c-4d5e6f7a8b9c", apiV2, []string{"Reader"})), apiHeader(), appHost, http.StatusForbidden, "", "insufficient_scope", "apiAppRoles"},
 	}
 	for _, tt := range tests {
 		tt := tt
@@ -75,7 +96,7 @@ func TestBearerTokensForTheAPIPassAndOthersGetWWWAuthenticate(t *testing.T) {
 			h := tt.header
 			h["Authorization"] = []string{"Bearer " + tt.token}
 			h["X-Forwarded-User"] = []string{"mallory"}
-			resp := c.do(c.request(http.MethodGet, e.traefik.url(appHost, "/api/items"), h))
+			resp := c.do(c.request(http.MethodGet, e.traefik.url(tt.host, "/api/items"), h))
 			if resp.StatusCode != tt.status {
 				t.Fatalf("got %s (Location %q, WWW-Authenticate %q), want %d: %.300s",
 					resp.Status, resp.location(), resp.Header.Get("WWW-Authenticate"), tt.status, resp.body)

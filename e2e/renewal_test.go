@@ -52,7 +52,7 @@ func waitUntil(at time.Time) {
 func TestSessionsRenewThemselvesThroughTraefik(t *testing.T) {
 	t.Parallel()
 	tenant := newTenant(t, alice.PreferredUsername)
-	orders := tenant.AddAPI(entraidtest.API{AppIDURI: ordersAPI, Scopes: []string{"Orders.Read"}})
+	orders := tenant.AddAPI(entraidtest.API{IdentifierURI: ordersAPI, Scopes: []string{"Orders.Read"}})
 	cluster := newClusterIdentity(t)
 	cluster.writeToken(t, clusterServiceAccount)
 	tenant.TrustFederatedIssuer(cluster.issuer, jwt.KeySet{clusterKeyID: &cluster.key.PublicKey}, clusterServiceAccount)
@@ -98,7 +98,7 @@ func TestSessionsRenewThemselvesThroughTraefik(t *testing.T) {
 	first := a.do(a.request(http.MethodGet, tr.url(appHost, "/orders"), apiHeader()))
 	token := strings.TrimPrefix(a.echoed(first).Header.Get("Authorization"), "Bearer ")
 	at, err := jwt.Parse(token)
-	if err != nil || at.String("aud") != orders.AppIDURI || at.String("oid") != alice.OID || at.String("scp") != "Orders.Read" {
+	if err != nil || at.String("aud") != orders.IdentifierURI || at.String("oid") != alice.OID || at.String("scp") != "Orders.Read" {
 		t.Fatalf("the upstream's token: %v %v", err, at)
 	}
 	for _, c := range a.jar.Cookies(first.Request.URL) {

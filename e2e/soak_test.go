@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -13,13 +14,17 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tfa-plugin/entraauth/entraid/entraidtest"
 )
 
-// The soak test: through the real Traefik, soakWorkers browsers make
-// signed-in requests as fast as they can for SOAK_DURATION, mixed with
-// sign-outs, new sign-ins and anonymous calls. Every answer must be the
-// expected one, and Traefik's goroutines and memory must be back where
-// they were once the load stops.
+// The soak test: through the real Traefik, soakWorkers browsers, signed in
+// as soakUsers different users, make signed-in requests as fast as they
+// can for SOAK_DURATION (longer if needed to reach soakMinRequests), mixed
+// with sign-outs, new sign-ins and anonymous calls. Every answer must be
+// the expected one for the browser's user, and Traefik's goroutines and
+// memory must be back where they were once the load stops: in particular
+// the live heap may not grow by more than soakHeapPerRequest per request.
 //
 // It runs only when SOAK_DURATION is set (make soak: 60s; make soak-short:
 // 10s, part of make test), so that `go test ./...` in this module does not
@@ -27,6 +32,7 @@ import (
 // it never skips.
 const (
 	soakWorkers = 64
+	soakUsers   = 8
 	// Every soakLogoutEvery-th operation of a worker signs out, checks that
 	// it is signed out, and signs in again; every soakNavigateEvery-th is a
 	// page navigation rather than an API call; every soakAnonymousEvery-th
@@ -40,8 +46,32 @@ const (
 	// warm-up (see checkFlat for why these values).
 	soakGoroutineSlack = 4
 	soakHeapSlack      = 16 << 20
+	soakHeapPerRequest = 512
 	soakRSSSlack       = 96 << 20
+	// soakMinRequests is enough load for soakHeapPerRequest to stand
+	// above the noise of the live heap (about a megabyte either way) and
+	// the bounded caches filling with the sign-ins of the load; a slow
+	// machine runs longer than SOAK_DURATION to reach it, up to
+	// soakMaxExtension more.
+	soakMinRequests  = 10000
+	soakMaxExtension = 2 * time.Minute
 )
+
+// soakUser is the i-th user of the soak's tenant: each with its own object
+// ID and a different number of groups, so that sessions differ in size.
+func soakUser(i int) entraidtest.User {
+	u := entraidtest.User{
+		OID:               fmt.Sprintf("50a50000-0000-4000-8000-%012d", i),
+		Name:              fmt.Sprintf("Soak User %d", i),
+		PreferredUsername: fmt.Sprintf("soak%d@contoso.example", i),
+		Email:             fmt.Sprintf("soak%d@contoso.example", i),
+		Roles:             []string{"Reader"},
+	}
+	for g := 0; g < i; g++ {
+		u.Groups = append(u.Groups, fmt.Sprintf("60a60000-0000-4000-8000-%06d%06d", i, g))
+	}
+	return u
+}
 
 // soakStats is what the workers count; guarded by mu.
 type soakStats struct {
@@ -71,6 +101,7 @@ type soakClient struct {
 	c     *client
 	stats *soakStats
 	app   string
+	user  entraidtest.User // who this browser signs in as
 }
 
 // exchange sends one request and reads the answer; requests counts it.
@@ -94,8 +125,9 @@ func (sc *soakClient) exchange(hc *http.Client, method, rawURL string, header ht
 	return resp, b, err
 }
 
-// signedInEcho checks that an answer is the upstream's echo for alice.
-func signedInEcho(resp *http.Response, body []byte) error {
+// signedInEcho checks that an answer is the upstream's echo for the user
+// with object ID oid.
+func signedInEcho(resp *http.Response, body []byte, oid string) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("status %s: %.200s", resp.Status, body)
 	}
@@ -103,8 +135,8 @@ func signedInEcho(resp *http.Response, body []byte) error {
 	if err := json.Unmarshal(body, &e); err != nil {
 		return fmt.Errorf("not the upstream's echo: %.200s", body)
 	}
-	if got := e.Header.Get("X-Forwarded-User"); got != alice.OID {
-		return fmt.Errorf("upstream X-Forwarded-User = %q", got)
+	if got := e.Header.Get("X-Forwarded-User"); got != oid {
+		return fmt.Errorf("upstream X-Forwarded-User = %q, want %q", got, oid)
 	}
 	if strings.Contains(e.Header.Get("Cookie"), "entraauth_") {
 		return fmt.Errorf("the session cookie reached the upstream")
@@ -112,11 +144,18 @@ func signedInEcho(resp *http.Response, body []byte) error {
 	return nil
 }
 
-// signIn follows the sign-in from a navigation to the app back to it.
+// signIn follows the sign-in from a navigation to the app back to it,
+// choosing the browser's user on the tenant's sign-in page.
 func (sc *soakClient) signIn() bool {
 	next := sc.app + "sign-in"
 	for hop := 0; hop < 6; hop++ {
-		resp, body, err := sc.exchange(sc.c.hc, http.MethodGet, next, navigationHeader(), "")
+		method, header, form := http.MethodGet, navigationHeader(), ""
+		if strings.HasSuffix(strings.SplitN(next, "?", 2)[0], "/oauth2/v2.0/authorize") {
+			// The button of the user on the sign-in page.
+			method, form = http.MethodPost, url.Values{"login": {sc.user.PreferredUsername}}.Encode()
+			header["Content-Type"] = []string{"application/x-www-form-urlencoded"}
+		}
+		resp, body, err := sc.exchange(sc.c.hc, method, next, header, form)
 		if err != nil {
 			sc.stats.fail("sign-in hop %d %s: %v", hop, next, err)
 			return false
@@ -130,7 +169,7 @@ func (sc *soakClient) signIn() bool {
 			next = u.String()
 			continue
 		}
-		if err := signedInEcho(resp, body); err != nil {
+		if err := signedInEcho(resp, body, sc.user.OID); err != nil {
 			sc.stats.fail("sign-in ended at %s: %v", next, err)
 			return false
 		}
@@ -153,7 +192,7 @@ func (sc *soakClient) call(navigation bool) {
 	resp, body, err := sc.exchange(sc.c.hc, http.MethodGet, sc.app+"api/items?n=1", header, "")
 	took := time.Since(start)
 	if err == nil {
-		err = signedInEcho(resp, body)
+		err = signedInEcho(resp, body, sc.user.OID)
 	}
 	if err != nil {
 		sc.stats.fail("signed-in request: %v", err)
@@ -204,13 +243,13 @@ func statusOf(resp *http.Response) string {
 	return resp.Status
 }
 
-// run is one worker: sign in, then operations until the deadline.
-func (sc *soakClient) run(deadline time.Time) {
+// run is one worker: sign in, then operations until done says so.
+func (sc *soakClient) run(done func() bool) {
 	// The same transport without the jar: the anonymous calls.
 	anon := &http.Client{Transport: sc.c.hc.Transport, Timeout: requestLimit,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error { return http.ErrUseLastResponse }}
 	signedIn := sc.signIn()
-	for i := 1; time.Now().Before(deadline); i++ {
+	for i := 1; !done(); i++ {
 		switch {
 		case !signedIn:
 			signedIn = sc.signIn()
@@ -306,23 +345,40 @@ func TestSoak(t *testing.T) {
 	if err != nil || duration < time.Second {
 		t.Fatalf("SOAK_DURATION=%q is not a duration of a second or more", raw)
 	}
-	e := newEnv(t, alice.PreferredUsername, nil)
+	users := make([]entraidtest.User, soakUsers)
+	for i := range users {
+		users[i] = soakUser(i)
+	}
+	// No auto-approval: each browser picks its user on the sign-in page.
+	e := newGuardedEnv(t, newTenantWith(t, "", users...), guard{appHost, nil})
 	app := e.traefik.url(appHost, "/")
 
 	stats := &soakStats{}
 	clients := make([]*soakClient, soakWorkers)
 	for i := range clients {
-		clients[i] = &soakClient{e: e, c: newClient(t, e.certs), stats: stats, app: app}
+		clients[i] = &soakClient{e: e, c: newClient(t, e.certs), stats: stats, app: app, user: users[i%soakUsers]}
 	}
-	runAll := func(d time.Duration) {
-		deadline := time.Now().Add(d)
+	// runAll runs every worker for at least d and until minRequests
+	// requests were made, but no longer than d + soakMaxExtension.
+	runAll := func(d time.Duration, minRequests int) {
+		start := time.Now()
+		done := func() bool {
+			elapsed := time.Since(start)
+			if elapsed < d {
+				return false
+			}
+			stats.mu.Lock()
+			n := stats.requests
+			stats.mu.Unlock()
+			return n >= minRequests || elapsed > d+soakMaxExtension
+		}
 		var wg sync.WaitGroup
 		for _, sc := range clients {
 			sc := sc
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				sc.run(deadline)
+				sc.run(done)
 			}()
 		}
 		wg.Wait()
@@ -331,7 +387,7 @@ func TestSoak(t *testing.T) {
 	// Warm-up: every browser signs in and the plugin's caches, Yaegi's
 	// and the connection pools reach their working size; the figures
 	// after it are the baseline.
-	runAll(soakWarmUp)
+	runAll(soakWarmUp, 0)
 	if stats.unexpected > 0 {
 		t.Fatalf("%d unexpected answers during the warm-up, first: %q", stats.unexpected, stats.examples)
 	}
@@ -339,7 +395,7 @@ func TestSoak(t *testing.T) {
 	*stats = soakStats{}
 
 	start := time.Now()
-	runAll(duration)
+	runAll(duration, soakMinRequests)
 	elapsed := time.Since(start)
 	after := figures(t, e, clients)
 
@@ -351,16 +407,25 @@ func TestSoak(t *testing.T) {
 		percentile(stats.latencies, 1).Round(time.Microsecond))
 	t.Logf("  sign-ins  %d, logouts %d, anonymous calls refused %d, unexpected answers %d", stats.signIns, stats.logouts, stats.anonymous, stats.unexpected)
 	t.Logf("  goroutines %d before, %d after (slack %d)", before.goroutines, after.goroutines, soakGoroutineSlack)
-	t.Logf("  live heap  %s before, %s after (slack %s)", mb(before.heap), mb(after.heap), mb(soakHeapSlack))
+	t.Logf("  live heap  %s before, %s after (slack %s), %d bytes per request (at most %d)", mb(before.heap), mb(after.heap), mb(soakHeapSlack), heapPerRequest(before, after, stats.requests), soakHeapPerRequest)
 	t.Logf("  RSS        %s before, %s after (slack %s)", mb(before.rss), mb(after.rss), mb(soakRSSSlack))
 
 	if stats.unexpected > 0 {
 		t.Errorf("%d unexpected answers, first: %q", stats.unexpected, stats.examples)
 	}
-	if stats.requests < 1000 || stats.signIns == 0 || stats.logouts == 0 {
-		t.Errorf("too little load to prove anything: %d requests, %d sign-ins, %d logouts", stats.requests, stats.signIns, stats.logouts)
+	if stats.requests < soakMinRequests || stats.signIns == 0 || stats.logouts == 0 {
+		t.Errorf("too little load to prove anything: %d requests (at least %d), %d sign-ins, %d logouts", stats.requests, soakMinRequests, stats.signIns, stats.logouts)
 	}
-	checkFlat(t, e, before, after)
+	checkFlat(t, e, before, after, stats.requests)
+}
+
+// heapPerRequest is the live heap's growth divided by the requests that
+// caused it, 0 if it shrank.
+func heapPerRequest(before, after processFigures, requests int) int64 {
+	if requests == 0 || after.heap <= before.heap {
+		return 0
+	}
+	return int64(after.heap-before.heap) / int64(requests)
 }
 
 // checkFlat compares Traefik after the load with the baseline after the
@@ -375,19 +440,26 @@ func TestSoak(t *testing.T) {
 //   - Live heap after a GC: the plugin's bounded caches (the session cache,
 //     the used login states) fill with the sign-ins of the load, a few
 //     megabytes at most; soakHeapSlack (16 MB) allows that and Yaegi's own
-//     allocations. A leak of a kilobyte per request would exceed it within
-//     the 60 s soak.
+//     allocations. Divided by the requests, that filling is about 50 bytes
+//     per request (a sign-in every 50 or so requests, 2 to 3 KB each,
+//     measured on a 2-core machine); soakHeapPerRequest (512) leaves room
+//     for the heap's noise over soakMinRequests requests, and a leak of a
+//     kilobyte per request fails even a short soak, whatever its
+//     throughput.
 //   - RSS: the Go runtime returns freed memory to the system lazily, so RSS
 //     follows the peak working set of the load (64 concurrent requests,
 //     their TLS buffers) rather than what is live; soakRSSSlack (96 MB) is
 //     that headroom. A growing leak shows in the live heap first.
-func checkFlat(t *testing.T, e *env, before, after processFigures) {
+func checkFlat(t *testing.T, e *env, before, after processFigures, requests int) {
 	t.Helper()
 	if after.goroutines > before.goroutines+soakGoroutineSlack {
 		t.Errorf("goroutines grew from %d to %d under load\n%s", before.goroutines, after.goroutines, e.traefik.goroutineProfile())
 	}
 	if after.heap > before.heap+soakHeapSlack {
 		t.Errorf("live heap grew from %s to %s under load", mb(before.heap), mb(after.heap))
+	}
+	if per := heapPerRequest(before, after, requests); per > soakHeapPerRequest {
+		t.Errorf("live heap grew from %s to %s over %d requests: %d bytes per request, more than %d", mb(before.heap), mb(after.heap), requests, per, soakHeapPerRequest)
 	}
 	if after.rss > before.rss+soakRSSSlack {
 		t.Errorf("RSS grew from %s to %s under load", mb(before.rss), mb(after.rss))

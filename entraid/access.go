@@ -15,12 +15,14 @@ var ErrInvalidAccessToken = errors.New("entraid: invalid access token")
 
 // AccessPolicy says which access tokens an API accepts.
 type AccessPolicy struct {
-	// Audiences are the accepted aud values: the API's application ID URI
-	// (api://...) and/or its client ID.
+	// Audiences are the accepted aud values: the API's client ID, the aud
+	// of every v2.0 token, and/or its application ID URI (api://...), which
+	// v1.0 tokens carry when the client asked for the API by it.
 	Audiences []string
 	// AllowV1 also accepts v1.0 tokens, whose issuer is
-	// https://sts.windows.net/{tid}/ (APIs whose manifest leaves
-	// requestedAccessTokenVersion unset get those).
+	// https://sts.windows.net/{tid}/: an API whose manifest leaves
+	// accessTokenAcceptedVersion (api.requestedAccessTokenVersion) unset
+	// gets those.
 	AllowV1 bool
 }
 
@@ -87,7 +89,12 @@ func (c *Client) VerifyAccessToken(ctx context.Context, raw string, p AccessPoli
 		return nil, fmt.Errorf("%w: issuer %q is not accepted", ErrInvalidAccessToken, iss)
 	}
 	aud := tok.Strings("aud")
-	if len(aud) != 1 || !contains(p.Audiences, aud[0]) {
+	if len(aud) != 1 || !audienceAccepted(p.Audiences, aud[0]) {
+		if len(aud) == 1 && IsGUID(aud[0]) && tok.String("ver") == "2.0" && !anyGUID(p.Audiences) {
+			// The likely mistake: an API registered for v2.0 tokens,
+			// configured with its application ID URI only.
+			return nil, fmt.Errorf("%w: the token is for another audience (a v2.0 token names the API by its client ID, and no client ID is accepted)", ErrInvalidAccessToken)
+		}
 		return nil, fmt.Errorf("%w: the token is for another audience", ErrInvalidAccessToken)
 	}
 	if _, _, err := c.checkTimes(tok); err != nil {
@@ -108,7 +115,11 @@ func (c *Client) VerifyAccessToken(ctx context.Context, raw string, p AccessPoli
 		Scopes:            strings.Fields(tok.String("scp")),
 	}
 	if ac.PreferredUsername == "" {
+		// v1.0 tokens: upn, or unique_name for accounts without one.
 		ac.PreferredUsername = tok.String("upn")
+	}
+	if ac.PreferredUsername == "" {
+		ac.PreferredUsername = tok.String("unique_name")
 	}
 	if ac.AppID == "" {
 		ac.AppID = tok.String("appid")
@@ -124,4 +135,21 @@ func (c *Client) VerifyAccessToken(ctx context.Context, raw string, p AccessPoli
 	idtyp := tok.String("idtyp")
 	ac.AppOnly = idtyp == "app" || (idtyp == "" && len(ac.Scopes) == 0)
 	return ac, nil
+}
+
+// audienceAccepted reports whether aud is one of accepted. v1.0 tokens name
+// the API by the application ID URI the client asked for, with or without
+// a trailing slash (Microsoft's optional claims reference, aud): both are
+// the same API.
+func audienceAccepted(accepted []string, aud string) bool {
+	return contains(accepted, aud) || strings.HasSuffix(aud, "/") && contains(accepted, strings.TrimSuffix(aud, "/"))
+}
+
+func anyGUID(list []string) bool {
+	for _, v := range list {
+		if IsGUID(v) {
+			return true
+		}
+	}
+	return false
 }

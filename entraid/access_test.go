@@ -18,24 +18,37 @@ import (
 	"github.com/tfa-plugin/entraauth/jwt"
 )
 
-const apiAudience = "api://entraauth-tests"
+// The API the tokens are for: its application ID URI and client ID, and
+// the token version its manifest asks for. A v2.0 token names the API by
+// its client ID only; a v1.0 token by whatever the client asked for.
+const (
+	apiURI      = "api://entraauth-tests"
+	apiClientID = "4d3c2b1a-0000-4000-8000-00000000a91d"
+	daemonID    = "1b7a0a62-0000-4000-8000-000000000001"
+)
+
+var (
+	apiV2       = entraidtest.API{ClientID: apiClientID, IdentifierURI: apiURI, TokenVersion: 2}
+	apiV1       = entraidtest.API{ClientID: apiClientID, IdentifierURI: apiURI}
+	apiV1ByGUID = entraidtest.API{ClientID: apiClientID, TokenVersion: 1}
+)
 
 func TestVerifyAccessToken(t *testing.T) {
 	f := newFixture(t, entraidtest.Options{}, nil)
 	alice := f.tenant.Users[0]
-	delegated := func(change func(c map[string]interface{})) string {
-		c := f.tenant.APIAccessTokenClaims(alice, apiAudience, "Items.Read Items.Write")
+	token := func(api entraidtest.API, change func(c map[string]interface{})) string {
+		c := f.tenant.APIAccessTokenClaims(alice, api, "Items.Read Items.Write")
 		if change != nil {
 			change(c)
 		}
 		return f.tenant.SignToken(c)
 	}
-	v1 := func(c map[string]interface{}) {
-		c["iss"] = "https://sts.windows.net/" + f.tenant.TenantID + "/"
-		c["ver"] = "1.0"
-	}
-	strict := AccessPolicy{Audiences: []string{apiAudience}}
-	withV1 := AccessPolicy{Audiences: []string{apiAudience}, AllowV1: true}
+	delegated := func(change func(c map[string]interface{})) string { return token(apiV2, change) }
+	// both is what the readme recommends: both names of the API, both
+	// token versions.
+	both := AccessPolicy{Audiences: []string{apiURI, apiClientID}, AllowV1: true}
+	v2Only := AccessPolicy{Audiences: []string{apiClientID}}
+	uriOnly := AccessPolicy{Audiences: []string{apiURI}, AllowV1: true}
 
 	tests := []struct {
 		name   string
@@ -43,28 +56,36 @@ func TestVerifyAccessToken(t *testing.T) {
 		policy AccessPolicy
 		reason string // "" means accepted
 	}{
-		{"a delegated v2 token", delegated(nil), strict, ""},
-		{"a token for the client ID as audience", delegated(func(c map[string]interface{}) { c["aud"] = f.tenant.ClientID }),
-			AccessPolicy{Audiences: []string{apiAudience, f.tenant.ClientID}}, ""},
-		{"an app-only token", f.tenant.SignToken(f.tenant.AppAccessTokenClaims("1b7a0a62-0000-4000-8000-000000000001", apiAudience, []string{"Items.Sync"})), strict, ""},
-		{"a v1 token when allowed", delegated(v1), withV1, ""},
-		{"a v1 token when not allowed", delegated(v1), strict, "issuer"},
-		{"another audience", delegated(func(c map[string]interface{}) { c["aud"] = "api://other" }), strict, "audience"},
-		{"several audiences", delegated(func(c map[string]interface{}) { c["aud"] = []string{apiAudience, "api://other"} }), strict, "audience"},
-		{"another tenant", delegated(func(c map[string]interface{}) { c["tid"] = "00000000-1111-2222-3333-444444444444" }), strict, "tenant"},
+		{"a delegated v2.0 token", delegated(nil), both, ""},
+		{"a delegated v2.0 token when only v2.0 is accepted", delegated(nil), v2Only, ""},
+		{"a delegated v1.0 token asked for by URI", token(apiV1, nil), both, ""},
+		{"a delegated v1.0 token asked for by client ID", token(apiV1ByGUID, nil), both, ""},
+		{"a v1.0 token whose URI audience ends in a slash", token(apiV1, func(c map[string]interface{}) { c["aud"] = apiURI + "/" }), both, ""},
+		{"an app-only v2.0 token", f.tenant.SignToken(f.tenant.AppAccessTokenClaims(daemonID, apiV2, []string{"Items.Sync"})), both, ""},
+		{"an app-only v1.0 token", f.tenant.SignToken(f.tenant.AppAccessTokenClaims(daemonID, apiV1, []string{"Items.Sync"})), both, ""},
+		{"a v1.0 token when only v2.0 is accepted", token(apiV1ByGUID, nil), v2Only, "issuer"},
+		{"a v2.0 token when the policy names the API by URI only, with a hint", delegated(nil), uriOnly, "a v2.0 token names the API by its client ID"},
+		{"a v1.0 token asked for by URI when the policy names the client ID only", token(apiV1, nil), AccessPolicy{Audiences: []string{apiClientID}, AllowV1: true}, "audience"},
+		{"a v1.0 issuer naming another tenant", token(apiV1, func(c map[string]interface{}) {
+			c["iss"] = "https://sts.windows.net/00000000-1111-2222-3333-444444444444/"
+		}), both, "issuer"},
+		{"a URI audience with another path", token(apiV1, func(c map[string]interface{}) { c["aud"] = apiURI + "/other" }), both, "audience"},
+		{"another audience", delegated(func(c map[string]interface{}) { c["aud"] = "api://other" }), both, "audience"},
+		{"several audiences", delegated(func(c map[string]interface{}) { c["aud"] = []string{apiClientID, "api://other"} }), both, "audience"},
+		{"another tenant", delegated(func(c map[string]interface{}) { c["tid"] = "00000000-1111-2222-3333-444444444444" }), both, "tenant"},
 		{"another issuer", delegated(func(c map[string]interface{}) {
 			c["iss"] = "https://login.microsoftonline.com/" + f.tenant.TenantID + "/v2.0"
-		}), strict, "issuer"},
-		{"an expired token", delegated(func(c map[string]interface{}) { c["exp"] = f.clock.Now().Add(-time.Hour).Unix() }), strict, "expired"},
-		{"a token not yet valid", delegated(func(c map[string]interface{}) { c["nbf"] = f.clock.Now().Add(time.Hour).Unix() }), strict, "not valid now"},
-		{"no oid", delegated(func(c map[string]interface{}) { delete(c, "oid") }), strict, "oid"},
-		{"alg none", unsignedToken(map[string]interface{}{"alg": "none", "typ": "JWT"}, f.tenant.APIAccessTokenClaims(alice, apiAudience, "x")), strict, "alg"},
-		{"HS256 keyed with the public key", hs256WithPublicKey(t, f, f.tenant.APIAccessTokenClaims(alice, apiAudience, "x")), strict, "alg"},
+		}), both, "issuer"},
+		{"an expired token", delegated(func(c map[string]interface{}) { c["exp"] = f.clock.Now().Add(-time.Hour).Unix() }), both, "expired"},
+		{"a token not yet valid", delegated(func(c map[string]interface{}) { c["nbf"] = f.clock.Now().Add(time.Hour).Unix() }), both, "not valid now"},
+		{"no oid", delegated(func(c map[string]interface{}) { delete(c, "oid") }), both, "oid"},
+		{"alg none", unsignedToken(map[string]interface{}{"alg": "none", "typ": "JWT"}, f.tenant.APIAccessTokenClaims(alice, apiV2, "x")), both, "alg"},
+		{"HS256 keyed with the public key", hs256WithPublicKey(t, f, f.tenant.APIAccessTokenClaims(alice, apiV2, "x")), both, "alg"},
 		{"an unknown kid", f.tenant.SignTokenWithHeader(map[string]interface{}{"alg": "RS256", "typ": "JWT", "kid": "injected"},
-			f.tenant.APIAccessTokenClaims(alice, apiAudience, "x")), strict, "signing key"},
-		{"a Microsoft Graph token", f.tenant.GraphAccessToken(alice.PreferredUsername), withV1, "Microsoft Graph"},
-		{"garbage", "a.b.c", strict, "not a JWT"},
-		{"a tampered payload", tamper(delegated(nil)), strict, "signature"},
+			f.tenant.APIAccessTokenClaims(alice, apiV2, "x")), both, "signing key"},
+		{"a Microsoft Graph token", f.tenant.GraphAccessToken(alice.PreferredUsername), both, "Microsoft Graph"},
+		{"garbage", "a.b.c", both, "not a JWT"},
+		{"a tampered payload", tamper(delegated(nil)), both, "signature"},
 	}
 	for _, tt := range tests {
 		tt := tt
@@ -89,20 +110,44 @@ func TestVerifyAccessToken(t *testing.T) {
 func TestVerifyAccessTokenClaims(t *testing.T) {
 	f := newFixture(t, entraidtest.Options{}, nil)
 	alice := f.tenant.Users[0]
-	ac, err := f.client.VerifyAccessToken(context.Background(), f.tenant.SignToken(f.tenant.APIAccessTokenClaims(alice, apiAudience, "Items.Read Items.Write")), AccessPolicy{Audiences: []string{apiAudience}})
-	if err != nil {
-		t.Fatal(err)
+	policy := AccessPolicy{Audiences: []string{apiURI, apiClientID}, AllowV1: true}
+	for _, v := range []struct {
+		name string
+		api  entraidtest.API
+	}{{"v2.0", apiV2}, {"v1.0", apiV1}} {
+		api := v.api
+		t.Run(v.name, func(t *testing.T) {
+			claims := f.tenant.APIAccessTokenClaims(alice, api, "Items.Read Items.Write")
+			ac, err := f.client.VerifyAccessToken(context.Background(), f.tenant.SignToken(claims), policy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			client, _ := claims["azp"].(string)
+			if client == "" {
+				client, _ = claims["appid"].(string)
+			}
+			if ac.AppOnly || ac.OID != alice.OID || strings.Join(ac.Scopes, " ") != "Items.Read Items.Write" || ac.PreferredUsername != alice.PreferredUsername || ac.AppID != client || client == "" {
+				t.Fatalf("delegated claims %+v", ac)
+			}
+			app, err := f.client.VerifyAccessToken(context.Background(), f.tenant.SignToken(f.tenant.AppAccessTokenClaims(daemonID, api, []string{"Items.Sync"})), policy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !app.AppOnly || app.AppID != daemonID || strings.Join(app.Roles, ",") != "Items.Sync" {
+				t.Fatalf("app claims %+v", app)
+			}
+		})
 	}
-	if ac.AppOnly || ac.OID != alice.OID || strings.Join(ac.Scopes, " ") != "Items.Read Items.Write" || ac.PreferredUsername != alice.PreferredUsername {
-		t.Fatalf("delegated claims %+v", ac)
-	}
-	app, err := f.client.VerifyAccessToken(context.Background(), f.tenant.SignToken(f.tenant.AppAccessTokenClaims("1b7a0a62-0000-4000-8000-000000000001", apiAudience, []string{"Items.Sync"})), AccessPolicy{Audiences: []string{apiAudience}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !app.AppOnly || app.AppID != "1b7a0a62-0000-4000-8000-000000000001" || strings.Join(app.Roles, ",") != "Items.Sync" {
-		t.Fatalf("app claims %+v", app)
-	}
+	t.Run("idtyp app makes a token app-only, idtyp user delegated", func(t *testing.T) {
+		for idtyp, appOnly := range map[string]bool{"app": true, "user": false} {
+			c := f.tenant.AppAccessTokenClaims(daemonID, apiV2, []string{"Items.Sync"})
+			c["idtyp"] = idtyp
+			ac, err := f.client.VerifyAccessToken(context.Background(), f.tenant.SignToken(c), policy)
+			if err != nil || ac.AppOnly != appOnly {
+				t.Errorf("idtyp %s: %+v, %v; want AppOnly %v", idtyp, ac, err, appOnly)
+			}
+		}
+	})
 }
 
 func unsignedToken(header, claims map[string]interface{}) string {

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tfa-plugin/entraauth/jwt"
@@ -63,8 +64,11 @@ type Config struct {
 	// slash is allowed.
 	AuthorityHost string
 	// Tenant is a tenant ID (GUID), a verified domain such as
-	// "contoso.onmicrosoft.com", or "organizations", "common" or "consumers"
-	// for a multi-tenant app (then AllowedTenants is required).
+	// "contoso.onmicrosoft.com", or "organizations" or "common" for a
+	// multi-tenant app (then AllowedTenants is required). "consumers" is
+	// refused: its users are personal Microsoft accounts, all of the one
+	// tenant 9188040d-6c67-4c5b-b112-36a304b66dad, and its issuer is that
+	// tenant's, not the multi-tenant template.
 	Tenant string
 	// AllowedTenants lists the tenant IDs whose users may sign in when Tenant
 	// is multi-tenant.
@@ -152,12 +156,14 @@ func NewClient(cfg Config) (*Client, error) {
 		return nil, errors.New("entraid: Tenant is required: the Directory (tenant) ID from the app registration's overview page")
 	case IsGUID(tenant):
 		c.tenantKind = tenantGUID
-	case tenant == "organizations" || tenant == "common" || tenant == "consumers":
+	case tenant == "organizations" || tenant == "common":
 		c.tenantKind = tenantMulti
+	case tenant == "consumers":
+		return nil, errors.New("entraid: Tenant consumers signs in personal Microsoft accounts only, which belong to no organization: use the tenant ID, or organizations with AllowedTenants")
 	case isDomain(tenant):
 		c.tenantKind = tenantDomain
 	default:
-		return nil, fmt.Errorf("entraid: Tenant %q is neither a tenant ID (GUID), a domain, nor organizations, common or consumers", cfg.Tenant)
+		return nil, fmt.Errorf("entraid: Tenant %q is neither a tenant ID (GUID), a domain, nor organizations or common", cfg.Tenant)
 	}
 	if c.tenantKind == tenantMulti {
 		if len(cfg.AllowedTenants) == 0 {
@@ -172,7 +178,7 @@ func NewClient(cfg Config) (*Client, error) {
 			c.allowed[t] = true
 		}
 	} else if len(cfg.AllowedTenants) > 0 {
-		return nil, fmt.Errorf("entraid: AllowedTenants applies only when Tenant is organizations, common or consumers, not %q", tenant)
+		return nil, fmt.Errorf("entraid: AllowedTenants applies only when Tenant is organizations or common, not %q", tenant)
 	}
 	if c.clientID == "" {
 		return nil, errors.New("entraid: ClientID is required: the Application (client) ID from the app registration's overview page")
@@ -262,14 +268,40 @@ func isDomain(s string) bool {
 	return true
 }
 
+// semaphores makes acquire's look at a semaphore and its send one step.
+// It guards no data and is held for that step only.
+var semaphores sync.Mutex
+
 // acquire takes a one-slot semaphore, giving up when ctx ends so that a
 // caller waiting behind a slow fetch keeps its own deadline.
+//
+// It does not select on the semaphore and ctx.Done(): Yaegi v0.16.1 keeps
+// one list of cases per select statement, shared by every goroutine
+// executing it (interp/run.go, _select), so under concurrent requests one
+// waits on another's channels: it gives up with no error, takes another
+// client's semaphore or none, and holders overlap or hang. Instead the slot
+// is taken when free, with a send that cannot block (only acquire sends,
+// under semaphores), and a waiter polls with a growing pause until the slot
+// is free or ctx ends.
 func acquire(ctx context.Context, sem chan struct{}) error {
-	select {
-	case sem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+	pause := 20 * time.Microsecond
+	for {
+		semaphores.Lock()
+		free := len(sem) < cap(sem)
+		if free {
+			sem <- struct{}{}
+		}
+		semaphores.Unlock()
+		if free {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		time.Sleep(pause)
+		if pause < 2*time.Millisecond {
+			pause *= 2
+		}
 	}
 }
 

@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -154,7 +156,10 @@ func TestNewClient(t *testing.T) {
 		{"a tenant with a path is refused", func(c *Config) { c.Tenant = "contoso.example/x" }, "neither a tenant ID"},
 		{"organizations needs AllowedTenants", func(c *Config) { c.Tenant = "organizations" }, "AllowedTenants"},
 		{"common needs AllowedTenants", func(c *Config) { c.Tenant = "common" }, "AllowedTenants"},
-		{"consumers needs AllowedTenants", func(c *Config) { c.Tenant = "consumers" }, "AllowedTenants"},
+		{"consumers is refused, even with AllowedTenants", func(c *Config) {
+			c.Tenant = "consumers"
+			c.AllowedTenants = []string{"9188040d-6c67-4c5b-b112-36a304b66dad"}
+		}, "personal Microsoft accounts"},
 		{"organizations with AllowedTenants is accepted", func(c *Config) { c.Tenant = "organizations"; c.AllowedTenants = []string{tenant} }, ""},
 		{"AllowedTenants must be GUIDs", func(c *Config) { c.Tenant = "common"; c.AllowedTenants = []string{"contoso.example"} }, "not a tenant ID"},
 		{"AllowedTenants with a single tenant is refused", func(c *Config) { c.AllowedTenants = []string{tenant} }, "applies only"},
@@ -209,5 +214,79 @@ func TestNewClientDoesNoIO(t *testing.T) {
 		if n := ten.Hits(e); n != 0 {
 			t.Errorf("NewClient caused %d %s requests", n, e)
 		}
+	}
+}
+
+// TestAcquireHoldsUnderConcurrentRequests: many requests at once, each
+// with a context of its own as Traefik's handlers have, take the client's
+// two semaphores (discovery's and the keys'). Each holder is alone, nobody
+// gives up while its context lives, and nothing hangs. Under yaegi test it
+// catches a select shared between concurrent executions (see acquire).
+func TestAcquireHoldsUnderConcurrentRequests(t *testing.T) {
+	const workers = 128
+	s := &semaphoreRace{inside: make([]int32, 4)}
+	for range s.inside {
+		s.sems = append(s.sems, make(chan struct{}, 1))
+	}
+	for w := 0; w < workers; w++ {
+		go s.worker(1000)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for atomic.LoadInt64(&s.finished) < workers {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d workers hung", workers-atomic.LoadInt64(&s.finished), workers)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s.failures != 0 || s.overlaps != 0 {
+		t.Fatalf("%d acquisitions failed (first: %v) and %d overlapped, with no context ended", s.failures, s.firstFailure.Load(), s.overlaps)
+	}
+}
+
+// semaphoreRace is the shared state of TestAcquireHoldsUnderConcurrentRequests.
+type semaphoreRace struct {
+	sems                         []chan struct{}
+	inside                       []int32 // holders of each semaphore
+	failures, overlaps, finished int64
+	firstFailure                 atomic.Value
+}
+
+// worker takes every semaphore in turn, rounds times, each round with a
+// context of its own.
+func (s *semaphoreRace) worker(rounds int) {
+	defer atomic.AddInt64(&s.finished, 1)
+	for i := 0; i < rounds; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		for j := 0; j < len(s.sems); j++ {
+			if err := acquire(ctx, s.sems[j]); err != nil {
+				atomic.AddInt64(&s.failures, 1)
+				s.firstFailure.Store(err.Error())
+				continue
+			}
+			if atomic.AddInt32(&s.inside[j], 1) != 1 {
+				atomic.AddInt64(&s.overlaps, 1)
+			}
+			atomic.AddInt32(&s.inside[j], -1)
+			<-s.sems[j]
+		}
+		cancel()
+	}
+}
+
+func TestAcquireGivesUpWhenTheContextEnds(t *testing.T) {
+	sem := make(chan struct{}, 1)
+	sem <- struct{}{}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := acquire(ctx, sem); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "deadline exceeded") {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("gave up after %v", d)
+	}
+	<-sem
+	if err := acquire(context.Background(), sem); err != nil || len(sem) != 1 {
+		t.Fatalf("a free semaphore: %v, length %d", err, len(sem))
 	}
 }

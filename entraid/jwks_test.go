@@ -59,12 +59,13 @@ func TestKeyRotation(t *testing.T) {
 // bearer returns a genuine access token for an API of f's tenant, signed
 // under kid (the current key's when empty), and the policy that accepts it.
 func (f *fixture) bearer(kid string) (string, AccessPolicy) {
-	claims := f.tenant.APIAccessTokenClaims(f.tenant.Users[0], "api://jwks-test", "Items.Read")
+	api := entraidtest.API{ClientID: "6a7b8c9d-0000-4000-8000-00000000a91d", IdentifierURI: "api://jwks-test", TokenVersion: 2}
+	claims := f.tenant.APIAccessTokenClaims(f.tenant.Users[0], api, "Items.Read")
 	header := map[string]interface{}{"alg": "RS256", "typ": "JWT", "kid": kid}
 	if kid == "" {
 		header["kid"] = f.tenant.KeyID()
 	}
-	return f.tenant.SignTokenWithHeader(header, claims), AccessPolicy{Audiences: []string{"api://jwks-test"}}
+	return f.tenant.SignTokenWithHeader(header, claims), AccessPolicy{Audiences: []string{api.ClientID}}
 }
 
 func TestUnknownKidRefetchIsRateLimitedForBearerTokens(t *testing.T) {

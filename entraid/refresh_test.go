@@ -44,7 +44,7 @@ func TestRefreshRenewsWithTheSignInScopes(t *testing.T) {
 
 func TestRefreshForAnAPIReturnsItsAccessToken(t *testing.T) {
 	f := offlineFixture(t)
-	api := f.tenant.AddAPI(entraidtest.API{AppIDURI: "api://orders", Scopes: []string{"Orders.Read"}, AccessTokenVersion: 2})
+	api := f.tenant.AddAPI(entraidtest.API{IdentifierURI: "api://orders", Scopes: []string{"Orders.Read"}, TokenVersion: 2})
 	first := f.signIn(t, "n1")
 	tok, err := f.client.Refresh(context.Background(), first.RefreshToken, "api://orders/.default")
 	if err != nil {

@@ -78,7 +78,7 @@ func main() {
 		RedirectURIs: registered,
 	})
 	defer tenant.Close()
-	api := tenant.AddAPI(entraidtest.API{AppIDURI: demoAPI, Scopes: []string{"Demo.Read"}, AccessTokenVersion: 2})
+	api := tenant.AddAPI(entraidtest.API{IdentifierURI: demoAPI, Scopes: []string{"Demo.Read"}, TokenVersion: 2})
 
 	fmt.Printf("Dev tenant (a fake Microsoft Entra ID) at %s\n", tenant.URL)
 	fmt.Printf("  authorityHost: %s\n", tenant.URL)
@@ -86,7 +86,7 @@ func main() {
 	fmt.Printf("  clientID:      %s\n", tenant.ClientID)
 	fmt.Printf("  clientSecret:  %s\n", tenant.ClientSecret)
 	fmt.Printf("  issuer:        %s\n", tenant.Issuer())
-	fmt.Printf("  API:           %s (client ID %s), scope %s/.default\n", api.AppIDURI, api.ClientID, api.AppIDURI)
+	fmt.Printf("  API:           %s (client ID %s), scope %s/.default\n", api.IdentifierURI, api.ClientID, api.IdentifierURI)
 	fmt.Println("  users:")
 	for _, u := range users {
 		groups := "no groups"

@@ -36,25 +36,6 @@ type userState struct {
 	revokedUpTo int
 }
 
-// API is an app registration that exposes an API: access tokens for it are
-// what the refresh-token grant issues for its scopes.
-type API struct {
-	// AppIDURI is the application ID URI, e.g. api://my-api.
-	AppIDURI string
-	// ClientID is the API's application (client) ID; a random GUID when
-	// empty.
-	ClientID string
-	// Scopes are the delegated permissions it exposes, e.g. Items.Read;
-	// .default grants them all.
-	Scopes []string
-	// AccessTokenVersion is the manifest's accessTokenAcceptedVersion: 2
-	// issues v2.0 tokens (aud = ClientID), anything else v1.0 (aud =
-	// AppIDURI, issuer https://sts.windows.net/<tid>/), Entra ID's default.
-	AccessTokenVersion int
-	// ConsentRequired makes the grant fail with AADSTS65001 until Consent.
-	ConsentRequired bool
-}
-
 // Refresh names the refresh-token grant for Hits: every token request with
 // grant_type=refresh_token, refused ones included (they count as Token too).
 const Refresh = "refresh"
@@ -111,8 +92,9 @@ func (t *Tenant) UpdateUser(username string, change func(u *User)) {
 	panic("entraidtest: no user " + username)
 }
 
-// AddAPI registers an API whose access tokens the refresh-token grant
-// issues, and returns it with its client ID set.
+// AddAPI registers an API (IdentifierURI, Scopes, TokenVersion...) whose
+// access tokens the refresh-token grant issues, and returns it with its
+// client ID set.
 func (t *Tenant) AddAPI(api API) API {
 	if api.ClientID == "" {
 		api.ClientID = newGUID()
@@ -124,11 +106,11 @@ func (t *Tenant) AddAPI(api API) API {
 }
 
 // Consent grants the app's users consent to an API that requires it.
-func (t *Tenant) Consent(appIDURI string) {
+func (t *Tenant) Consent(identifierURI string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for i := range t.apis {
-		if t.apis[i].AppIDURI == appIDURI {
+		if t.apis[i].IdentifierURI == identifierURI {
 			t.apis[i].ConsentRequired = false
 		}
 	}
@@ -275,9 +257,13 @@ func (t *Tenant) resourceOf(scope, clientID string) (string, *API, *stsError) {
 	defer t.mu.Unlock()
 	for i := range t.apis {
 		api := t.apis[i]
-		if api.AppIDURI == resource || api.ClientID == resource {
+		if api.IdentifierURI == resource || api.ClientID == resource {
 			if api.ConsentRequired {
 				return "", nil, stsErr(http.StatusBadRequest, "invalid_grant", 65001, "The user or administrator has not consented to use the application with ID '"+clientID+"' named 'entraauth test app'. Send an interactive authorization request for this user and resource.")
+			}
+			if resource == api.ClientID {
+				// Asked for by its client ID: v1.0 tokens carry that.
+				api.IdentifierURI = ""
 			}
 			return resource, &api, nil
 		}
@@ -313,20 +299,11 @@ func resourceScopes(resource string, scp []string) string {
 // apiAccessTokenClaims are the claims of a delegated access token of user u
 // for api, requested by the app clientID, in the API's token version.
 func (t *Tenant) apiAccessTokenClaims(api API, u User, clientID string, scp []string) map[string]interface{} {
-	if api.AccessTokenVersion == 2 {
-		c := t.APIAccessTokenClaims(u, api.ClientID, strings.Join(scp, " "))
+	c := t.APIAccessTokenClaims(u, api, strings.Join(scp, " "))
+	if api.v2() {
 		c["azp"] = clientID
-		return c
+	} else {
+		c["appid"] = clientID
 	}
-	c := t.APIAccessTokenClaims(u, api.AppIDURI, strings.Join(scp, " "))
-	delete(c, "azp")
-	delete(c, "azpacr")
-	c["appid"] = clientID
-	c["appidacr"] = "1"
-	c["iss"] = "https://sts.windows.net/" + t.TenantID + "/"
-	c["ver"] = "1.0"
-	c["upn"] = u.PreferredUsername
-	c["unique_name"] = u.PreferredUsername
-	delete(c, "preferred_username")
 	return c
 }

@@ -109,12 +109,12 @@ func TestRefreshTokenGrant(t *testing.T) {
 			return f
 		}, func() {}, "invalid_grant", "AADSTS70000"},
 		{"two resources in one request", func(rt string) url.Values {
-			ten.AddAPI(API{AppIDURI: "api://two", Scopes: []string{"Read"}})
+			ten.AddAPI(API{IdentifierURI: "api://two", Scopes: []string{"Read"}})
 			return refreshForm(ten, rt, "openid User.Read api://two/Read")
 		}, func() {}, "invalid_scope", "AADSTS28000"},
 		{"an unknown resource", func(rt string) url.Values { return refreshForm(ten, rt, "api://nowhere/.default") }, func() {}, "invalid_resource", "AADSTS500011"},
 		{"an API without consent", func(rt string) url.Values {
-			ten.AddAPI(API{AppIDURI: "api://needs-consent", Scopes: []string{"Read"}, ConsentRequired: true})
+			ten.AddAPI(API{IdentifierURI: "api://needs-consent", Scopes: []string{"Read"}, ConsentRequired: true})
 			return refreshForm(ten, rt, "api://needs-consent/.default")
 		}, func() { ten.Consent("api://needs-consent") }, "invalid_grant", "AADSTS65001"},
 	}
@@ -141,15 +141,15 @@ func TestRefreshTokenGrant(t *testing.T) {
 func TestRefreshIssuesAccessTokensPerResource(t *testing.T) {
 	ten := newTestTenant(t, Options{})
 	alice := ten.Users[0]
-	v1 := ten.AddAPI(API{AppIDURI: "api://orders", Scopes: []string{"Orders.Read", "Orders.Write"}})
-	v2 := ten.AddAPI(API{AppIDURI: "api://stock", Scopes: []string{"Stock.Read"}, AccessTokenVersion: 2})
+	v1 := ten.AddAPI(API{IdentifierURI: "api://orders", Scopes: []string{"Orders.Read", "Orders.Write"}})
+	v2 := ten.AddAPI(API{IdentifierURI: "api://stock", Scopes: []string{"Stock.Read"}, TokenVersion: 2})
 	rt := signInOffline(t, ten, alice.PreferredUsername)
 
 	tests := []struct {
 		scope, aud, iss, ver, scp, app string
 	}{
-		{"api://orders/.default", v1.AppIDURI, "https://sts.windows.net/" + ten.TenantID + "/", "1.0", "Orders.Read Orders.Write", "appid"},
-		{"api://orders/Orders.Read", v1.AppIDURI, "https://sts.windows.net/" + ten.TenantID + "/", "1.0", "Orders.Read", "appid"},
+		{"api://orders/.default", v1.IdentifierURI, "https://sts.windows.net/" + ten.TenantID + "/", "1.0", "Orders.Read Orders.Write", "appid"},
+		{"api://orders/Orders.Read", v1.IdentifierURI, "https://sts.windows.net/" + ten.TenantID + "/", "1.0", "Orders.Read", "appid"},
 		{"api://stock/.default", v2.ClientID, ten.Issuer(), "2.0", "Stock.Read", "azp"},
 	}
 	for _, tt := range tests {

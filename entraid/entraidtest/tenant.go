@@ -14,6 +14,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/subtle"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -92,9 +93,11 @@ const (
 // Tenant is a running fake tenant. Its exported fields must not be changed.
 type Tenant struct {
 	// URL is the authority host, e.g. http://127.0.0.1:41234.
-	URL          string
-	TenantID     string
-	ClientID     string
+	URL      string
+	TenantID string
+	ClientID string
+	// ClientSecret is the app's first client secret; AddClientSecret adds
+	// others and RemoveClientSecret removes any of them.
 	ClientSecret string
 	Domain       string
 	Users        []User
@@ -114,6 +117,7 @@ type Tenant struct {
 	federated     []federatedCredential
 	issuerKeys    map[string]jwt.KeySet
 	codes         map[string]*authCode
+	secrets       []string // the app's client secrets, ClientSecret first
 	secretExpired bool
 	// apps are further app registrations (client ID to secret) besides
 	// ClientID, e.g. two apps whose sessions must not open each other.
@@ -163,8 +167,9 @@ func NewTenant(opts Options) *Tenant {
 		t.ClientID = newGUID()
 	}
 	if t.ClientSecret == "" {
-		t.ClientSecret = "fake~" + randomString(30)
+		t.ClientSecret = newClientSecret()
 	}
+	t.secrets = []string{t.ClientSecret}
 	if t.Domain == "" {
 		t.Domain = "contoso.example"
 	}
@@ -289,6 +294,50 @@ func (t *Tenant) AddRedirectURI(uri string) {
 	t.redirectURIs = append(t.redirectURIs, uri)
 }
 
+// AddClientSecret adds a new client secret to the app and returns its value,
+// as Entra ID does on Certificates & secrets: the secrets the app had stay
+// valid, so that a secret can be rotated without downtime.
+func (t *Tenant) AddClientSecret() string {
+	secret := newClientSecret()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.secrets = append(t.secrets, secret)
+	return secret
+}
+
+// RemoveClientSecret deletes one of the app's client secrets, ending its
+// validity at once (an unknown one is ignored).
+func (t *Tenant) RemoveClientSecret(secret string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	kept := t.secrets[:0]
+	for _, s := range t.secrets {
+		if s != secret {
+			kept = append(kept, s)
+		}
+	}
+	t.secrets = kept
+}
+
+// clientSecretValid reports whether secret is one of the app's.
+func (t *Tenant) clientSecretValid(secret string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	valid := false
+	for _, s := range t.secrets {
+		// Every one compared, in constant time: which secret matched
+		// must not show in the timing.
+		if subtle.ConstantTimeCompare([]byte(secret), []byte(s)) == 1 {
+			valid = true
+		}
+	}
+	return valid
+}
+
+func newClientSecret() string {
+	return "fake~" + randomString(30)
+}
+
 // SetClientSecretExpired makes the token endpoint refuse the client secret
 // as expired (AADSTS7000222), as Entra ID does once a secret's end date has
 // passed.
@@ -344,10 +393,15 @@ func (t *Tenant) RotateKey(keepOld bool) {
 }
 
 // SignToken signs claims with the tenant's current key (header alg RS256,
-// typ JWT, kid), e.g. to forge ID tokens in tests.
+// typ JWT, kid; and x5t, equal to kid, for v1.0 claims, as Entra ID adds
+// it there), e.g. to forge ID tokens in tests.
 func (t *Tenant) SignToken(claims map[string]interface{}) string {
 	k := t.currentKey()
-	s, err := jwt.Sign(k.key, k.kid, claims)
+	header := map[string]interface{}{"typ": "JWT", "alg": "RS256", "kid": k.kid}
+	if claims["ver"] == "1.0" {
+		header["x5t"] = k.kid
+	}
+	s, err := jwt.SignWithHeader(k.key, header, claims)
 	if err != nil {
 		panic("entraidtest: " + err.Error())
 	}
@@ -560,11 +614,22 @@ func (t *Tenant) resolveTenant(segment string) (string, bool) {
 	return "", false
 }
 
+// ConsumersTenantID is the tenant of personal Microsoft accounts: the tid
+// of their tokens, and the fixed issuer of the consumers endpoints.
+const ConsumersTenantID = "9188040d-6c67-4c5b-b112-36a304b66dad"
+
 func (t *Tenant) serveDiscovery(w http.ResponseWriter, r *http.Request, tenant string) {
 	base := t.URL + "/" + tenant
+	// As Entra ID: the tenant's own issuer, the {tenantid} template for
+	// organizations and common, whose tokens come from many tenants, and
+	// the personal accounts' tenant for consumers, whose tokens come from
+	// that one only.
 	issuer := t.Issuer()
-	if tenant != t.TenantID {
+	switch tenant {
+	case "organizations", "common":
 		issuer = t.URL + "/{tenantid}/v2.0"
+	case "consumers":
+		issuer = t.URL + "/" + ConsumersTenantID + "/v2.0"
 	}
 	writeJSON(w, http.StatusOK, map[string]interface{}{
 		"token_endpoint":                        base + "/oauth2/v2.0/token",

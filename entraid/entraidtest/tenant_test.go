@@ -142,6 +142,7 @@ func TestDiscovery(t *testing.T) {
 		{"by verified domain, with endpoints by tenant ID", "contoso.example", ten.URL + "/" + ten.TenantID, ten.Issuer()},
 		{"organizations announces the issuer template", "organizations", ten.URL + "/organizations", ten.URL + "/{tenantid}/v2.0"},
 		{"common announces the issuer template", "common", ten.URL + "/common", ten.URL + "/{tenantid}/v2.0"},
+		{"consumers announces the personal accounts' fixed issuer", "consumers", ten.URL + "/consumers", ten.URL + "/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0"},
 	}
 	for _, tt := range tests {
 		status, header, doc := getJSON(t, ten.URL+"/"+tt.segment+"/v2.0/.well-known/openid-configuration", nil)

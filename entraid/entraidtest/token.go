@@ -90,7 +90,12 @@ func (t *Tenant) authenticate(r *http.Request, form url.Values) (string, *stsErr
 		t.mu.Lock()
 		expired := t.secretExpired
 		t.mu.Unlock()
-		if !registered || subtle.ConstantTimeCompare([]byte(secret), []byte(appSecret)) != 1 {
+		valid := registered && subtle.ConstantTimeCompare([]byte(secret), []byte(appSecret)) == 1
+		if clientID == t.ClientID {
+			// The tenant's own app may have several secrets (rotation).
+			valid = t.clientSecretValid(secret)
+		}
+		if !valid {
 			return "", stsErr(http.StatusUnauthorized, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '"+clientID+"'.")
 		}
 		if expired {
@@ -275,7 +280,7 @@ func (t *Tenant) graphAccessToken(u User, scope string) (string, error) {
 		"kid":   k.kid,
 	}, map[string]interface{}{
 		"aud":             graphAppID,
-		"iss":             "https://sts.windows.net/" + t.TenantID + "/",
+		"iss":             t.V1Issuer(),
 		"iat":             now.Unix(),
 		"nbf":             now.Unix(),
 		"exp":             now.Add(tokenLifetime).Unix(),

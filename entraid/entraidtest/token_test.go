@@ -236,6 +236,29 @@ func TestRedeemCode(t *testing.T) {
 		a := postToken(t, ten, codeForm(ten, newCode(t, ten, alice.PreferredUsername, nil)), "", "")
 		checkEntraError(t, a.doc, "invalid_client", "AADSTS7000222")
 	})
+	t.Run("a secret rotates: the added one works alongside the old until that is removed", func(t *testing.T) {
+		rot := newTestTenant(t, Options{})
+		added := rot.AddClientSecret()
+		if added == "" || added == rot.ClientSecret {
+			t.Fatalf("AddClientSecret returned %q", added)
+		}
+		redeemWith := func(secret string) tokenAnswer {
+			f := codeForm(rot, newCode(t, rot, alice.PreferredUsername, nil))
+			f.Set("client_secret", secret)
+			return postToken(t, rot, f, "", "")
+		}
+		for _, secret := range []string{rot.ClientSecret, added} {
+			if a := redeemWith(secret); a.status != http.StatusOK {
+				t.Errorf("during the rotation a secret was refused: %d %v", a.status, a.doc)
+			}
+		}
+		rot.RemoveClientSecret(rot.ClientSecret)
+		checkEntraError(t, redeemWith(rot.ClientSecret).doc, "invalid_client", "AADSTS7000215")
+		if a := redeemWith(added); a.status != http.StatusOK {
+			t.Errorf("the new secret was refused after the old one's removal: %d %v", a.status, a.doc)
+		}
+		checkEntraError(t, redeemWith(added+"\n").doc, "invalid_client", "AADSTS7000215")
+	})
 	t.Run("an unregistered redirect_uri is refused with AADSTS50011", func(t *testing.T) {
 		reg := newTestTenant(t, Options{RedirectURIs: []string{"https://app.example/portals/main/oauth2/callback"}})
 		f := codeForm(reg, newCode(t, reg, alice.PreferredUsername, nil))
