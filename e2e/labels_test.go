@@ -291,19 +291,23 @@ func TestDockerLabelsDecodeAndBehaveThroughTraefiksDockerProvider(t *testing.T) 
 
 	t.Run("bearer tokens for apiAudience with requiredScopes", func(t *testing.T) {
 		c := newClient(t, certs)
-		v1 := tenant.APIAccessTokenClaims(alice, labelsAPI, "Items.Read")
-		v1["iss"] = "https://sts.windows.net/" + tenant.TenantID + "/"
-		v1["ver"] = "1.0"
+		// The labelled API is the app itself: v1.0 tokens (its default)
+		// carry the URI or the client ID the client asked for, v2.0 ones
+		// the client ID.
+		byURI := entraidtest.API{ClientID: tenant.ClientID, IdentifierURI: labelsAPI}
+		byID := entraidtest.API{ClientID: tenant.ClientID}
+		v2 := entraidtest.API{ClientID: tenant.ClientID, IdentifierURI: labelsAPI, TokenVersion: 2}
+		other := entraidtest.API{ClientID: "0b1c2d3e-0000-4000-8000-00000000e2e0", IdentifierURI: "api://someone-else"}
 		tests := []struct {
 			name   string
 			token  string
 			status int
 		}{
-			{"the first audience with the second scope", tenant.SignToken(tenant.APIAccessTokenClaims(alice, labelsAPI, "Items.Write")), http.StatusOK},
-			{"the second audience with the first scope", tenant.SignToken(tenant.APIAccessTokenClaims(alice, tenant.ClientID, "Items.Read")), http.StatusOK},
-			{"a v1.0 token, with apiAcceptV1Tokens=true", tenant.SignToken(v1), http.StatusOK},
-			{"none of the required scopes", tenant.SignToken(tenant.APIAccessTokenClaims(alice, labelsAPI, "User.Read")), http.StatusForbidden},
-			{"another audience", tenant.SignToken(tenant.APIAccessTokenClaims(alice, "api://someone-else", "Items.Read")), http.StatusUnauthorized},
+			{"the first audience with the second scope", tenant.SignToken(tenant.APIAccessTokenClaims(alice, byURI, "Items.Write")), http.StatusOK},
+			{"the second audience with the first scope (v2.0)", tenant.SignToken(tenant.APIAccessTokenClaims(alice, v2, "Items.Read")), http.StatusOK},
+			{"a v1.0 token for the client ID, with apiAcceptV1Tokens=true", tenant.SignToken(tenant.APIAccessTokenClaims(alice, byID, "Items.Read")), http.StatusOK},
+			{"none of the required scopes", tenant.SignToken(tenant.APIAccessTokenClaims(alice, byURI, "User.Read")), http.StatusForbidden},
+			{"another audience", tenant.SignToken(tenant.APIAccessTokenClaims(alice, other, "Items.Read")), http.StatusUnauthorized},
 		}
 		for _, tt := range tests {
 			h := apiHeader()
