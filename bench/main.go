@@ -514,7 +514,9 @@ func memoryCheck(ctx context.Context, o *options, dir string, up *upstream, plug
 		return nil, err
 	}
 	for step := 1; step <= 2; step++ {
-		cookies, err := sealSessions(secret, cookieName, tenantID, o.memSessions)
+		entra := pluginMiddleware["microsoftEntraID"].(map[string]interface{})
+		aad := session.AAD(cookieName, entra["authorityHost"].(string), tenantID, entra["clientID"].(string))
+		cookies, err := sealSessions(secret, cookieName, aad, tenantID, o.memSessions)
 		if err != nil {
 			return nil, err
 		}
@@ -530,9 +532,10 @@ func memoryCheck(ctx context.Context, o *options, dir string, up *upstream, plug
 }
 
 // sealSessions makes n valid session cookies of n different users, sealed
-// as the plugin seals them (same secret, the cookie name as additional
-// data): signing in n times through the tenant would take minutes.
-func sealSessions(secret, cookieName, tenantID string, n int) ([]string, error) {
+// as the plugin seals them (same secret, bound to the cookie and the app by
+// aad, session.AAD): signing in n times through the tenant would take
+// minutes.
+func sealSessions(secret, cookieName, aad, tenantID string, n int) ([]string, error) {
 	sealer, err := session.NewSealer(secret, nil)
 	if err != nil {
 		return nil, err
@@ -549,13 +552,14 @@ func sealSessions(secret, cookieName, tenantID string, n int) ([]string, error) 
 			Groups:            []string{"0d9a8b7c-1111-4c2d-9e3f-4a5b6c7d8e9f", "1e2f3a4b-2222-4c5d-8e6f-7a8b9c0d1e2f"},
 			Roles:             []string{"Reader"},
 			IssuedAt:          now.Unix(),
+			AuthTime:          now.Unix(),
 			Expires:           now.Add(time.Hour).Unix(),
 		}
 		plain, err := s.Marshal()
 		if err != nil {
 			return nil, err
 		}
-		sealed, err := sealer.Seal(plain, cookieName, time.Unix(s.Expires, 0))
+		sealed, err := sealer.Seal(plain, aad, time.Unix(s.Expires, 0))
 		if err != nil {
 			return nil, err
 		}
