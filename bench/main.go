@@ -514,7 +514,7 @@ func memoryCheck(ctx context.Context, o *options, dir string, up *upstream, plug
 		return nil, err
 	}
 	for step := 1; step <= 2; step++ {
-		entra := pluginMiddleware["microsoftEntraID"].(map[string]interface{})
+		entra := pluginMiddleware["plugin"].(map[string]interface{})[pluginKey].(map[string]interface{})["microsoftEntraID"].(map[string]interface{})
 		aad := session.AAD(cookieName, entra["authorityHost"].(string), tenantID, entra["clientID"].(string))
 		cookies, err := sealSessions(secret, cookieName, aad, tenantID, o.memSessions)
 		if err != nil {
