@@ -747,42 +747,6 @@ func attacks() []attack {
 				t.Fatalf("one refusal logged as %d lines: %q", len(lines), logs)
 			}
 		}},
-		{"a path that leaves an excluded prefix with /public/..%5Cadmin", func(t *testing.T, a *arena) {
-			r := httptest.NewRequest("GET", "https://app.example.com/public/..%5Cadmin", nil)
-			r.Header.Set("Accept", "application/json")
-			a.serveGuarded(t, r, http.StatusUnauthorized)
-		}},
-		{"a path that leaves an excluded prefix with /public/..%5cadmin", func(t *testing.T, a *arena) {
-			r := httptest.NewRequest("GET", "https://app.example.com/public/..%5cadmin", nil)
-			r.Header.Set("Accept", "application/json")
-			a.serveGuarded(t, r, http.StatusUnauthorized)
-		}},
-		{"a path that leaves an excluded prefix with /public/%2e%2e%5Cadmin", func(t *testing.T, a *arena) {
-			r := httptest.NewRequest("GET", "https://app.example.com/public/%2e%2e%5Cadmin", nil)
-			r.Header.Set("Accept", "application/json")
-			a.serveGuarded(t, r, http.StatusUnauthorized)
-		}},
-		{"a path that leaves an excluded prefix with /public/..\\admin (a raw backslash)", func(t *testing.T, a *arena) {
-			r := httptest.NewRequest("GET", "https://app.example.com/public/..\\admin", nil)
-			r.Header.Set("Accept", "application/json")
-			a.serveGuarded(t, r, http.StatusUnauthorized)
-		}},
-		{"a path that leaves an excluded prefix with /public/a%2Fb", func(t *testing.T, a *arena) {
-			r := httptest.NewRequest("GET", "https://app.example.com/public/a%2Fb", nil)
-			r.Header.Set("Accept", "application/json")
-			a.serveGuarded(t, r, http.StatusUnauthorized)
-		}},
-		{"a path that leaves an excluded prefix with /public%2Fadmin", func(t *testing.T, a *arena) {
-			r := httptest.NewRequest("GET", "https://app.example.com/public%2Fadmin", nil)
-			r.Header.Set("Accept", "application/json")
-			a.serveGuarded(t, r, http.StatusUnauthorized)
-		}},
-		{"a path that leaves an excluded prefix with /public/%2F..%2Fadmin", func(t *testing.T, a *arena) {
-			r := httptest.NewRequest("GET", "https://app.example.com/public/%2F..%2Fadmin", nil)
-			r.Header.Set("Accept", "application/json")
-			a.serveGuarded(t, r, http.StatusUnauthorized)
-		}},
-
 		// Oversized input.
 		{"a claim over 8 KB does not become an identity header", func(t *testing.T, a *arena) {
 			a.st.tenant.SetClaimsHook(func(c map[string]interface{}) { c["name"] = strings.Repeat("N", 9<<10) })
@@ -823,6 +787,18 @@ func attacks() []attack {
 			}
 			a.checkStillSignedIn(t)
 		}},
+	}
+
+	// Paths an upstream may resolve outside an excluded prefix: IIS and
+	// ASP.NET read a backslash as a slash, some servers decode %2F.
+	for _, path := range []string{"/public/..%5Cadmin", "/public/..%5cadmin", "/public/%2e%2e%5Cadmin", "/public/..\\admin",
+		"/public/a%2Fb", "/public%2Fadmin", "/public/%2F..%2Fadmin"} {
+		path := path
+		list = append(list, attack{"a path that leaves an excluded prefix with " + path, func(t *testing.T, a *arena) {
+			r := httptest.NewRequest("GET", "https://app.example.com"+path, nil)
+			r.Header.Set("Accept", "application/json")
+			a.serveGuarded(t, r, http.StatusUnauthorized)
+		}})
 	}
 
 	// Open redirects after sign-in: the return URL comes from the path the

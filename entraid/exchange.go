@@ -97,26 +97,14 @@ func (c *Client) Exchange(ctx context.Context, code, codeVerifier, redirectURI s
 	if code == "" || codeVerifier == "" || redirectURI == "" {
 		return nil, errors.New("entraid: exchange: code, code verifier and redirect URI are required")
 	}
-	md, _, err := c.metadata(ctx)
-	if err != nil {
-		return nil, err
-	}
-	form := url.Values{
+	return c.redeem(ctx, url.Values{
 		"grant_type":    {"authorization_code"},
 		"client_id":     {c.clientID},
 		"code":          {code},
 		"redirect_uri":  {redirectURI},
 		"code_verifier": {codeVerifier},
 		"scope":         {c.scope},
-	}
-	if err := c.credential.SetClientAuth(ctx, form); err != nil {
-		return nil, err
-	}
-	status, body, err := c.post(ctx, md.TokenEndpoint, form)
-	if err != nil {
-		return nil, err
-	}
-	return parseTokenResponse(status, body, true)
+	})
 }
 
 // Refresh redeems a refresh token (grant_type=refresh_token) with the app's
@@ -135,15 +123,21 @@ func (c *Client) Refresh(ctx context.Context, refreshToken, scope string) (*Toke
 	if scope == "" {
 		scope = c.scope
 	}
-	md, _, err := c.metadata(ctx)
-	if err != nil {
-		return nil, err
-	}
-	form := url.Values{
+	return c.redeem(ctx, url.Values{
 		"grant_type":    {"refresh_token"},
 		"client_id":     {c.clientID},
 		"refresh_token": {refreshToken},
 		"scope":         {scope},
+	})
+}
+
+// redeem sends a grant to the token endpoint with the app's credential and
+// decodes the answer, which must hold an ID token when the grant's scope
+// asks for one (openid).
+func (c *Client) redeem(ctx context.Context, form url.Values) (*Token, error) {
+	md, _, err := c.metadata(ctx)
+	if err != nil {
+		return nil, err
 	}
 	if err := c.credential.SetClientAuth(ctx, form); err != nil {
 		return nil, err
@@ -152,7 +146,7 @@ func (c *Client) Refresh(ctx context.Context, refreshToken, scope string) (*Toke
 	if err != nil {
 		return nil, err
 	}
-	return parseTokenResponse(status, body, strings.Contains(" "+scope+" ", " openid "))
+	return parseTokenResponse(status, body, strings.Contains(" "+form.Get("scope")+" ", " openid "))
 }
 
 // post sends a form to the token endpoint. Every transport failure is
