@@ -77,6 +77,8 @@ type options struct {
 	timeout              time.Duration
 	markdown             string
 	cpuProfiles          string
+	instructions         int
+	callgrindDir         string
 }
 
 func parseOptions() *options {
@@ -100,6 +102,8 @@ func parseOptions() *options {
 	flag.DurationVar(&o.rateDuration, "rate-duration", 10*time.Second, "length of the latency measure per configuration")
 	flag.DurationVar(&o.timeout, "timeout", 20*time.Minute, "the whole run stops after this")
 	flag.StringVar(&o.markdown, "markdown", "", "also write the results as Markdown to this file")
+	flag.IntVar(&o.instructions, "instructions", 0, "instead of the load: run Traefik under valgrind's callgrind and print the instructions it executes per request of each configuration, over this many requests each")
+	flag.StringVar(&o.callgrindDir, "callgrind-dir", "", "with -instructions: keep callgrind's dumps, one per configuration, in this directory (callgrind_annotate reads them)")
 	flag.StringVar(&o.cpuProfiles, "cpuprofiles", "", "write a CPU profile of Traefik under each configuration's first round to this directory (go tool pprof <traefik> <file>)")
 	flag.Parse()
 	if o.smoke {
@@ -271,6 +275,22 @@ func run(ctx context.Context, o *options) (err error) {
 	for _, c := range configs {
 		eps = append(eps, c.ep)
 	}
+	if o.instructions > 0 {
+		s.callgrindDir = o.callgrindDir
+		if s.callgrindDir == "" {
+			s.callgrindDir = filepath.Join(dir, "callgrind")
+		}
+		if s.callgrindDir, err = filepath.Abs(s.callgrindDir); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(s.callgrindDir, 0o755); err != nil {
+			return err
+		}
+		if s.wrap, s.env, err = callgrind(s.callgrindDir); err != nil {
+			return err
+		}
+		progress("starting Traefik under callgrind (slow)")
+	}
 	progress("starting Traefik with %d HTTPS entry points", len(eps))
 	tr, err := startTraefik(ctx, s, "traefik", filepath.Join(dir, "traefik"), eps)
 	if err != nil {
@@ -313,6 +333,15 @@ func run(ctx context.Context, o *options) (err error) {
 	}
 	if err := checkBehaviour(ctx, cert, up, configs, plugin, lines); err != nil {
 		return err
+	}
+
+	if o.instructions > 0 {
+		per, err := countInstructions(ctx, o, tr, up, configs, o.instructions)
+		if err != nil {
+			return err
+		}
+		printInstructions(os.Stdout, configs, per, o.instructions, o.minimal)
+		return nil
 	}
 
 	progress("warming up (%v per configuration)", o.warmup)

@@ -19,7 +19,7 @@ import (
 
 // Bounds for every wait, so that a hang ends the run with a message.
 const (
-	startTimeout = 90 * time.Second // Traefik start, including Yaegi loading the plugin
+	startTimeout = 3 * time.Minute // Traefik start, including Yaegi loading the plugin (under valgrind too)
 	stopTimeout  = 10 * time.Second
 )
 
@@ -32,13 +32,16 @@ type process struct {
 	exited chan struct{}
 }
 
-func startProcess(name, dir, logFile string, argv ...string) (*process, error) {
+func startProcess(name, dir, logFile string, env []string, argv ...string) (*process, error) {
 	out, err := os.Create(logFile)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout = out
 	cmd.Stderr = out
 	// Its own process group keeps a Ctrl-C in the terminal for the bench,
@@ -145,6 +148,7 @@ func (e *entrypoint) url(path string) string {
 // front of the same upstream.
 type traefik struct {
 	*process
+	site    *site
 	apiPort int
 	eps     []*entrypoint
 }
@@ -158,6 +162,10 @@ type site struct {
 	sources  map[string]string // module name -> directory
 	cert     *certificate
 	upstream string
+	// wrap and env run Traefik under another program (valgrind) with
+	// more environment; callgrindDir holds callgrind's dumps.
+	wrap, env    []string
+	callgrindDir string
 }
 
 const (
@@ -297,7 +305,8 @@ func startTraefik(ctx context.Context, s *site, name, dir string, eps []*entrypo
 			return nil, err
 		}
 	}
-	p, err := startProcess(name, dir, filepath.Join(dir, "traefik.log"), s.bin, "--configFile="+filepath.Join(dir, "traefik.yaml"))
+	argv := append(append([]string(nil), s.wrap...), s.bin, "--configFile="+filepath.Join(dir, "traefik.yaml"))
+	p, err := startProcess(name, dir, filepath.Join(dir, "traefik.log"), s.env, argv...)
 	if err != nil {
 		return nil, err
 	}
@@ -305,7 +314,7 @@ func startTraefik(ctx context.Context, s *site, name, dir string, eps []*entrypo
 	for router := range routers {
 		names = append(names, router)
 	}
-	tr := &traefik{process: p, apiPort: apiPort, eps: eps}
+	tr := &traefik{process: p, site: s, apiPort: apiPort, eps: eps}
 	if err := tr.waitReady(ctx, names, middlewares); err != nil {
 		tr.stop()
 		return nil, fmt.Errorf("%s: %v\n%s", name, err, tr.logTail(40))
@@ -406,6 +415,31 @@ func (tr *traefik) heapAfterGC() (int64, error) {
 	return strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
 }
 
+// memstats are the counters of Traefik's allocations (expvar, with
+// api.debug).
+type memstats struct {
+	Mallocs, TotalAlloc uint64
+}
+
+func (tr *traefik) memstats() (*memstats, error) {
+	c := &http.Client{Timeout: 30 * time.Second}
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/vars", tr.apiPort))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Memstats *memstats `json:"memstats"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		return nil, fmt.Errorf("/debug/vars: %v", err)
+	}
+	if v.Memstats == nil {
+		return nil, errors.New("/debug/vars: no memstats")
+	}
+	return v.Memstats, nil
+}
+
 // cpuProfile writes a CPU profile of Traefik over d to file.
 func (tr *traefik) cpuProfile(ctx context.Context, d time.Duration, file string) error {
 	if d < time.Second {
@@ -457,7 +491,7 @@ func startOAuth2Proxy(ctx context.Context, bin, dir, issuer, clientID, clientSec
 		return nil, err
 	}
 	o := &oauth2Proxy{port: port}
-	o.process, err = startProcess("oauth2-proxy", dir, filepath.Join(dir, "oauth2-proxy.log"), bin,
+	o.process, err = startProcess("oauth2-proxy", dir, filepath.Join(dir, "oauth2-proxy.log"), nil, bin,
 		"--provider=oidc",
 		"--oidc-issuer-url="+issuer,
 		"--client-id="+clientID,
