@@ -76,6 +76,7 @@ type options struct {
 	rateDuration         time.Duration
 	timeout              time.Duration
 	markdown             string
+	headers              string
 	cpuProfiles          string
 	instructions         int
 	callgrindDir         string
@@ -101,6 +102,7 @@ func parseOptions() *options {
 	flag.IntVar(&o.rate, "rate", 500, "requests/s of the latency measure, below every configuration's saturation")
 	flag.DurationVar(&o.rateDuration, "rate-duration", 10*time.Second, "length of the latency measure per configuration")
 	flag.DurationVar(&o.timeout, "timeout", 20*time.Minute, "the whole run stops after this")
+	flag.StringVar(&o.headers, "headers", "", "the plugin's identity headers, Name=claim pairs separated by commas (default: its six defaults)")
 	flag.StringVar(&o.markdown, "markdown", "", "also write the results as Markdown to this file")
 	flag.IntVar(&o.instructions, "instructions", 0, "instead of the load: run Traefik under valgrind's callgrind and print the instructions it executes per request of each configuration, over this many requests each")
 	flag.StringVar(&o.callgrindDir, "callgrind-dir", "", "with -instructions: keep callgrind's dumps, one per configuration, in this directory (callgrind_annotate reads them)")
@@ -168,15 +170,47 @@ var alice = entraidtest.User{
 	Roles:             []string{"Reader"},
 }
 
-// aliceHeaders are the identity headers the plugin must set for alice,
-// with the values the upstream must see.
-var aliceHeaders = map[string]string{
-	"X-Forwarded-User":               alice.OID,
-	"X-Forwarded-Email":              alice.Email,
-	"X-Forwarded-Name":               alice.Name,
-	"X-Forwarded-Preferred-Username": alice.PreferredUsername,
-	"X-Forwarded-Groups":             strings.Join(alice.Groups, ","),
-	"X-Forwarded-Roles":              strings.Join(alice.Roles, ","),
+// defaultHeaders are the plugin's default identity headers and their
+// claims.
+var defaultHeaders = map[string]string{
+	"X-Forwarded-User":               "oid",
+	"X-Forwarded-Email":              "email",
+	"X-Forwarded-Name":               "name",
+	"X-Forwarded-Preferred-Username": "preferred_username",
+	"X-Forwarded-Groups":             "groups",
+	"X-Forwarded-Roles":              "roles",
+}
+
+// aliceClaims are alice's claims as identity header values.
+var aliceClaims = map[string]string{
+	"oid":                alice.OID,
+	"email":              alice.Email,
+	"name":               alice.Name,
+	"preferred_username": alice.PreferredUsername,
+	"groups":             strings.Join(alice.Groups, ","),
+	"roles":              strings.Join(alice.Roles, ","),
+}
+
+// identityHeadersOf parses -headers ("Name=claim,..."; "" for the
+// plugin's defaults) into the headers option and the values the upstream
+// must see for alice.
+func identityHeadersOf(option string) (map[string]string, map[string]string, error) {
+	headers := defaultHeaders
+	if option != "" {
+		headers = map[string]string{}
+		for _, pair := range strings.Split(option, ",") {
+			name, claim, ok := strings.Cut(strings.TrimSpace(pair), "=")
+			if !ok || aliceClaims[claim] == "" {
+				return nil, nil, fmt.Errorf("-headers: %q is not Name=claim with a claim of %v", pair, []string{"oid", "email", "name", "preferred_username", "groups", "roles"})
+			}
+			headers[http.CanonicalHeaderKey(name)] = claim
+		}
+	}
+	values := map[string]string{}
+	for name, claim := range headers {
+		values[name] = aliceClaims[claim]
+	}
+	return headers, values, nil
 }
 
 // nobodyOID is the only user the refusing rule allows.
@@ -219,6 +253,10 @@ func run(ctx context.Context, o *options) (err error) {
 	tenant := entraidtest.NewTenant(entraidtest.Options{Users: []entraidtest.User{alice}, SignIn: alice.PreferredUsername})
 	cleanups = append(cleanups, tenant.Close)
 
+	headers, aliceHeaders, err := identityHeadersOf(o.headers)
+	if err != nil {
+		return err
+	}
 	secret := randomString(48)
 	const cookieName = "entraauth_main"
 	pluginConfig := func(rules map[string]interface{}) map[string]interface{} {
@@ -230,6 +268,7 @@ func run(ctx context.Context, o *options) (err error) {
 				"authorityHost": tenant.URL,
 			},
 			"session": map[string]interface{}{"secret": secret},
+			"headers": headers,
 		}
 		for k, v := range rules {
 			c[k] = v
@@ -409,7 +448,7 @@ func run(ctx context.Context, o *options) (err error) {
 	}
 	tr.stop()
 
-	if rep.memory, err = memoryCheck(ctx, o, s, dir, up, pluginMiddleware, signedIn.cookie, secret, cookieName, tenant.TenantID); err != nil {
+	if rep.memory, err = memoryCheck(ctx, o, s, dir, up, pluginMiddleware, aliceHeaders, signedIn.cookie, secret, cookieName, tenant.TenantID); err != nil {
 		return err
 	}
 	rep.loadAfter = loadAverage()
@@ -435,7 +474,7 @@ func run(ctx context.Context, o *options) (err error) {
 }
 
 // o2pMissing is said loudly wherever oauth2-proxy was left out.
-const o2pMissing = "bench: WARNING: CONFIGURATION 4 (forwardAuth to oauth2-proxy) WAS NOT MEASURED: oauth2-proxy was left out"
+const o2pMissing = "WARNING: CONFIGURATION 4 (forwardAuth to oauth2-proxy) WAS NOT MEASURED: oauth2-proxy was left out"
 
 // requestLines are the header lines every request of a configuration
 // sends with cookie, the session cookie(s) of one sign-in: a browser's
@@ -623,7 +662,7 @@ type memoryStep struct {
 	rss, heap int64
 }
 
-func memoryCheck(ctx context.Context, o *options, s *site, dir string, up *upstream, pluginMiddleware map[string]interface{}, cookie, secret, cookieName, tenantID string) (*memoryResult, error) {
+func memoryCheck(ctx context.Context, o *options, s *site, dir string, up *upstream, pluginMiddleware map[string]interface{}, aliceHeaders map[string]string, cookie, secret, cookieName, tenantID string) (*memoryResult, error) {
 	res := &memoryResult{requests: o.memRequests, perStep: o.memSessions, after: map[string]int{}}
 	measure := func(tr *traefik, what string) error {
 		heap, err := tr.heapAfterGC()

@@ -372,6 +372,10 @@ func measureMemory(gopath, heapProfile string) error {
 		pluginModule + "/assertion",
 		pluginModule,
 	}
+	if heapProfile != "" {
+		// Every allocation, so that the profile counts objects exactly.
+		runtime.MemProfileRate = 1
+	}
 	fmt.Printf("%-40s %12s %12s\n", "interpreter with", "live heap", "beyond empty")
 	var empty int64
 	for _, imp := range imports {
