@@ -92,7 +92,7 @@ func parseOptions() *options {
 	flag.BoolVar(&o.minimal, "minimal", false, "send Host and Cookie only, not a browser's navigation headers")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "load per configuration and round")
 	flag.DurationVar(&o.warmup, "warmup", 3*time.Second, "unrecorded load per configuration before the first round (durations are whole seconds)")
-	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each loads every configuration once, in rotating order")
+	flag.IntVar(&o.rounds, "rounds", 5, "rounds; each loads every configuration once, in rotating order (the shares are the median of the rounds)")
 	flag.IntVar(&o.threads, "threads", 1, "wrk threads")
 	flag.IntVar(&o.connections, "connections", 16, "wrk connections, kept open")
 	flag.IntVar(&o.memRequests, "mem-requests", 200000, "signed-in requests before the memory check")
