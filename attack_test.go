@@ -341,8 +341,8 @@ func attacks() []attack {
 		{"a login state older than 10 minutes", func(t *testing.T, a *arena) {
 			c := noRedirects(a.st.browser())
 			callback := a.loginCallback(t, c, "/")
-			a.st.mw.now = func() time.Time { return time.Now().Add(loginLifetime + time.Minute) }
-			defer func() { a.st.mw.now = time.Now }()
+			setClock(a.st.mw, func() time.Time { return time.Now().Add(loginLifetime + time.Minute) })
+			defer setClock(a.st.mw, time.Now)
 			resp, body := navigate(t, c, callback)
 			refusedSignIn(t, resp, body, http.StatusBadRequest, "invalid_state")
 		}},
@@ -475,19 +475,36 @@ func attacks() []attack {
 		}},
 
 		// Identity header spoofing.
-		{"spoofed identity headers in odd casings and duplicates from a signed-in user", func(t *testing.T, a *arena) {
-			r := httptest.NewRequest("GET", "https://app.example.com/", nil)
-			r.Header.Set("Cookie", sessionCookie(t, a.guarded, aliceSession()))
-			r.Header["x-forwarded-user"] = []string{"mallory"}
-			r.Header["X-FORWARDED-USER"] = []string{"mallory"}
-			r.Header["X-Forwarded-User"] = []string{"mallory", "eve"}
-			r.Header["x-Forwarded-groups"] = []string{"admins"}
-			r.Header["X-FORWARDED-ROLES"] = []string{"Admin", "Owner"}
-			r.Header["x-forwarded-email"] = []string{"ceo@contoso.example"}
-			r.Header["X-Forwarded-Preferred-USERNAME"] = []string{"ceo@contoso.example"}
-			r.Header["X-forwarded-name"] = []string{"CEO"}
-			a.serveGuarded(t, r, http.StatusOK)
-			a.checkIdentityHeaders(t, alice.OID)
+		{"spoofed identity headers in odd casings and duplicates from a signed-in user, through authorize and from the cache", func(t *testing.T, a *arena) {
+			cookie := sessionCookie(t, a.guarded, aliceSession())
+			a.serveGuardedTwice(t, cookie, func() *http.Request {
+				r := httptest.NewRequest("GET", "https://app.example.com/", nil)
+				r.Header.Set("Cookie", cookie)
+				r.Header["x-forwarded-user"] = []string{"mallory"}
+				r.Header["X-FORWARDED-USER"] = []string{"mallory"}
+				r.Header["X-Forwarded-User"] = []string{"mallory", "eve"}
+				r.Header["x-Forwarded-groups"] = []string{"admins"}
+				r.Header["X-FORWARDED-ROLES"] = []string{"Admin", "Owner"}
+				r.Header["x-forwarded-email"] = []string{"ceo@contoso.example"}
+				r.Header["X-Forwarded-Preferred-USERNAME"] = []string{"ceo@contoso.example"}
+				r.Header["X-forwarded-name"] = []string{"CEO"}
+				return r
+			}, alice.OID)
+		}},
+		{"spoofed identity headers spelt with underscores from a signed-in user, through authorize and from the cache", func(t *testing.T, a *arena) {
+			cookie := sessionCookie(t, a.guarded, aliceSession())
+			a.serveGuardedTwice(t, cookie, func() *http.Request {
+				r := httptest.NewRequest("GET", "https://app.example.com/", nil)
+				r.Header.Set("Cookie", cookie)
+				r.Header.Set("Accept", "text/html")
+				// As Go's servers hand them over (canonical, '_' kept),
+				// and raw.
+				r.Header["X_forwarded_user"] = []string{"mallory"}
+				r.Header["X-Forwarded_email"] = []string{"ceo@contoso.example"}
+				r.Header["X_forwarded_preferred_username"] = []string{"ceo@contoso.example"}
+				r.Header["x_forwarded_roles"] = []string{"Admin"}
+				return r
+			}, alice.OID)
 		}},
 		{"spoofed identity headers on an excluded path", func(t *testing.T, a *arena) {
 			r := httptest.NewRequest("GET", "https://app.example.com/public/x", nil)
@@ -700,7 +717,7 @@ func attacks() []attack {
 				want  int
 			}{{0, http.StatusOK}, {10 * time.Minute, http.StatusOK}, {31 * time.Minute, http.StatusUnauthorized}} {
 				after := tc.after
-				short.now = func() time.Time { return start.Add(after) }
+				setClock(short, func() time.Time { return start.Add(after) })
 				r := httptest.NewRequest("GET", "https://app.example.com/private", nil)
 				r.Header.Set("Accept", "application/json")
 				r.Header.Set("Cookie", cookie)
@@ -1253,6 +1270,21 @@ func (a *arena) serveGuarded(t *testing.T, r *http.Request, status int) {
 	if status != http.StatusOK && *a.upstream != nil {
 		t.Fatal("the upstream was reached")
 	}
+}
+
+// serveGuardedTwice serves the request build makes, with cookie, twice
+// through guarded: the first time authorize decides, the second time the
+// session cache does; both must reach the upstream with oid's identity
+// alone.
+func (a *arena) serveGuardedTwice(t *testing.T, cookie string, build func() *http.Request, oid string) {
+	t.Helper()
+	a.serveGuarded(t, build(), http.StatusOK)
+	a.checkIdentityHeaders(t, oid)
+	if sessions.get(a.guarded.cache.prefix+cookie) == nil {
+		t.Fatal("the first request left nothing in the session cache")
+	}
+	a.serveGuarded(t, build(), http.StatusOK)
+	a.checkIdentityHeaders(t, oid)
 }
 
 // checkIdentityHeaders checks what guarded's upstream received.

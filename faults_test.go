@@ -689,7 +689,7 @@ func TestAPanicBecomesA500ForThatRequestOnly(t *testing.T) {
 		logs := &lockedBuffer{}
 		m.log = log.New(logs, "", 0)
 		cookie := sessionCookie(t, m, aliceSession())
-		m.now = func() time.Time { panic("clock exploded") }
+		setClock(m, func() time.Time { panic("clock exploded") })
 		r := httptest.NewRequest("GET", "https://app.example.com/private", nil)
 		r.Header.Set("Accept", "application/json")
 		r.Header.Set("Cookie", cookie)

@@ -158,7 +158,11 @@ type Middleware struct {
 	// with a client secret.
 	assertions *assertion.Cache
 	log        *log.Logger
-	now        func() time.Time
+	// now and until are the clock: time.Now and time.Until, or in tests
+	// one settable clock (setClock). passCached uses until, which compares
+	// a time with the clock in one call.
+	now   func() time.Time
+	until func(time.Time) time.Duration
 
 	portal        string
 	prefix        string // "/portals/<portal>/"
@@ -226,6 +230,7 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 		assertions:    s.assertions,
 		log:           log.New(os.Stderr, "entraauth["+name+"]: ", 0),
 		now:           time.Now,
+		until:         time.Until,
 		portal:        s.portal,
 		prefix:        prefix,
 		callbackPath:  prefix + "oauth2/callback",
@@ -290,6 +295,7 @@ func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request) (pass boo
 		}
 	}()
 	m.stripIdentityHeaders(r.Header)
+	// The paths it answers here are portalPaths.
 	if strings.HasPrefix(r.URL.Path, m.prefix) {
 		switch r.URL.Path {
 		case m.callbackPath:
@@ -359,6 +365,12 @@ func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request) (pass boo
 	}
 	rememberSignedIn(m, m.cache, r, s, values, until)
 	return true
+}
+
+// portalPaths are the paths authorize answers itself, whatever the
+// session: passCached leaves them to it.
+func (m *Middleware) portalPaths() []string {
+	return []string{m.callbackPath, m.logoutPath, m.profilePath, m.signedOutPath}
 }
 
 // challenge starts a sign-in for a browser navigation and answers 401 to

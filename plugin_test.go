@@ -36,6 +36,13 @@ type stack struct {
 	upstream chan http.Header
 }
 
+// setClock makes now the middleware's clock, for authorize and for
+// passCached alike.
+func setClock(m *Middleware, now func() time.Time) {
+	m.now = now
+	m.until = func(t time.Time) time.Duration { return t.Sub(now()) }
+}
+
 func newStack(t *testing.T, change func(c *Config)) *stack {
 	t.Helper()
 	return newStackFor(t, alice, change)
@@ -462,7 +469,7 @@ func TestAnExpiredSessionMeansSignInAgain(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("signed in: %d", resp.StatusCode)
 	}
-	st.mw.now = func() time.Time { return time.Now().Add(24*time.Hour + time.Second) }
+	setClock(st.mw, func() time.Time { return time.Now().Add(24*time.Hour + time.Second) })
 	resp, _ = navigate(t, c, st.server.URL+"/")
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("after maxLifetime: %d, want a redirect to sign in", resp.StatusCode)

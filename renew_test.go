@@ -40,11 +40,11 @@ func newPreparedRenewalStack(t *testing.T, user entraidtest.User, change func(c 
 	}
 	rs := &renewalStack{stack: st, user: st.browser(), logs: &lockedBuffer{}}
 	st.mw.log = log.New(rs.logs, "", 0)
-	st.mw.now = func() time.Time {
+	setClock(st.mw, func() time.Time {
 		rs.mu.Lock()
 		defer rs.mu.Unlock()
 		return time.Now().Add(rs.offset)
-	}
+	})
 	st.signIn(rs.user)
 	return rs
 }

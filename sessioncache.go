@@ -4,9 +4,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/tfa-plugin/entraauth/session"
 )
@@ -57,13 +60,27 @@ type cacheEntry struct {
 	// expires is the session's end (Unix seconds): the entry is never served
 	// at or after it. Sessions are sealed with the same expiry.
 	expires int64
-	// names and values are the identity headers to set, in order, only the
-	// non-empty ones: already sanitized by identityValues.
-	names, values []string
-	// cookie is the Cookie header for the upstream, the plugin's cookies
-	// removed, when keepCookie is set; else the header goes.
-	cookie     string
-	keepCookie bool
+	// end is expires as a time, set by put: what passCached compares with
+	// the clock in one call.
+	end time.Time
+	// headers are what passCached sets on the request: the identity
+	// headers with a value (sanitized by identityValues), in order, and
+	// the Cookie header for the upstream when cookies other than the
+	// plugin's remain.
+	headers []cachedHeader
+	// dropCookie is set when no other cookie remains: the Cookie header
+	// goes.
+	dropCookie bool
+}
+
+// cachedHeader is one header passCached sets. value has one element and
+// no spare capacity, and is shared by every request the entry serves: an
+// append by a later handler copies it, and nothing in Traefik or Go's
+// reverse proxy writes into a header's slice in place (the proxy clones
+// the header before it edits it).
+type cachedHeader struct {
+	name  string
+	value []string
 }
 
 // sessionCache is a bounded map with O(1) eviction: two generations of
@@ -111,11 +128,13 @@ func (c *sessionCache) promoteLocked(key string) *cacheEntry {
 	return e
 }
 
-// put remembers e under key; keys longer than maxCachedKey are not cached.
+// put remembers e under key, its end set from its expiry; keys longer
+// than maxCachedKey are not cached.
 func (c *sessionCache) put(key string, e *cacheEntry) {
 	if len(key) > maxCachedKey {
 		return
 	}
+	e.end = time.Unix(e.expires, 0)
 	c.mu.Lock()
 	c.addLocked(key, e)
 	c.mu.Unlock()
@@ -153,26 +172,35 @@ type cacheScope struct {
 	// special is set when some requests pass without a session or with a
 	// bearer token: refuseCached tells which.
 	special bool
+	// portal holds the paths authorize answers itself, whatever the
+	// session.
+	portal map[string]bool
 	// common holds header names that requests commonly carry and that are
-	// no spelling of a stripped header; suspect holds the lengths of the
-	// stripped headers' names. A request whose other headers have none of
-	// those lengths has no spelling of any of them, and needs no stripping.
-	common  map[string]bool
-	suspect map[int]bool
+	// no spelling of a stripped header: a request whose headers are all
+	// in it has no spelling of any of them, and needs no stripping.
+	common map[string]bool
 }
 
-// commonHeaders are what browsers, API clients and Traefik's entry points
-// commonly send, canonical: looking a key up here is the cheapest check
-// Yaegi offers.
+// commonHeaders are what browsers, API clients, WebSocket upgrades and
+// Traefik's entry points commonly send, canonical, as Go's servers hand
+// them over. A request with a header not listed here takes the
+// middleware's own stripping loop (slower, as safe).
 var commonHeaders = []string{
-	"Accept", "Accept-Encoding", "Accept-Language", "Authorization", "Baggage", "Cache-Control",
-	"Connection", "Content-Length", "Content-Type", "Cookie", "Dnt", "If-Match", "If-Modified-Since",
-	"If-None-Match", "If-Range", "If-Unmodified-Since", "Origin", "Pragma", "Priority", "Range", "Referer",
-	"Sec-Ch-Ua", "Sec-Ch-Ua-Mobile", "Sec-Ch-Ua-Platform", "Sec-Fetch-Dest", "Sec-Fetch-Mode",
-	"Sec-Fetch-Site", "Sec-Fetch-User", "Sec-Gpc", "Te", "Traceparent", "Tracestate",
-	"Upgrade-Insecure-Requests", "User-Agent", "Via", "X-Forwarded-For", "X-Forwarded-Host",
-	"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Proto", "X-Forwarded-Server",
-	"X-Real-Ip", "X-Requested-With",
+	"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Access-Control-Request-Headers",
+	"Access-Control-Request-Method", "Authorization", "Baggage", "Cache-Control", "Connection",
+	"Content-Encoding", "Content-Language", "Content-Length", "Content-Type", "Cookie", "Device-Memory",
+	"Dnt", "Downlink", "Dpr", "Ect", "Expect", "Forwarded", "If-Match", "If-Modified-Since", "If-None-Match",
+	"If-Range", "If-Unmodified-Since", "Keep-Alive", "Last-Event-Id", "Origin", "Pragma", "Priority",
+	"Purpose", "Range", "Referer", "Rtt", "Save-Data", "Sec-Ch-Prefers-Color-Scheme",
+	"Sec-Ch-Prefers-Reduced-Motion", "Sec-Ch-Ua", "Sec-Ch-Ua-Arch", "Sec-Ch-Ua-Bitness",
+	"Sec-Ch-Ua-Full-Version", "Sec-Ch-Ua-Full-Version-List", "Sec-Ch-Ua-Mobile", "Sec-Ch-Ua-Model",
+	"Sec-Ch-Ua-Platform", "Sec-Ch-Ua-Platform-Version", "Sec-Ch-Ua-Wow64", "Sec-Fetch-Dest",
+	"Sec-Fetch-Mode", "Sec-Fetch-Site", "Sec-Fetch-User", "Sec-Gpc", "Sec-Purpose", "Sec-Websocket-Extensions",
+	"Sec-Websocket-Key", "Sec-Websocket-Protocol", "Sec-Websocket-Version", "Sentry-Trace", "Te",
+	"Traceparent", "Tracestate", "Upgrade", "Upgrade-Insecure-Requests", "User-Agent", "Via",
+	"Viewport-Width", "Width", "X-Csrf-Token", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Port",
+	"X-Forwarded-Prefix", "X-Forwarded-Proto", "X-Forwarded-Server", "X-Real-Ip", "X-Request-Id",
+	"X-Requested-With", "X-Xsrf-Token",
 }
 
 // newCacheScope computes m's scope. It must run once m is complete.
@@ -189,13 +217,14 @@ func newCacheScope(m *Middleware) *cacheScope {
 	c := &cacheScope{
 		prefix:  fmt.Sprintf("r%p:%s:", m.sealer, digest(config)),
 		special: m.api != nil || !m.exclusions.empty(),
+		portal:  map[string]bool{},
 		common:  map[string]bool{},
-		suspect: map[int]bool{},
+	}
+	for _, path := range m.portalPaths() {
+		c.portal[path] = true
 	}
 	folded := map[string]bool{}
 	for _, name := range m.stripped {
-		// Every spelling of a header has the length of its name.
-		c.suspect[len(name)] = true
 		folded[foldHeaderName(name)] = true
 	}
 	for _, name := range commonHeaders {
@@ -233,76 +262,75 @@ func sessionCachePrefix(m *Middleware) string {
 // Cookie header, and reports true; it reports false, touching nothing,
 // when authorize must decide: no cache entry, an expired session, the
 // portal's own endpoints, a path that exclusions may let through, a bearer
-// token for the API. c is m's scope; nil disables the cache.
+// token for the API. c is m's scope.
 //
-// It runs on almost every request, interpreted by Yaegi, where each
-// statement, each allocation and above all each call of an interpreted
-// function costs: hence one plain function, one map lookup, and the header
-// edits; the spoofed headers are removed by the middleware's own method so
-// that the behaviour stays the same.
+// It runs on almost every request, interpreted by Yaegi, which on every
+// call allocates a slot for each value the function computes and spends
+// thousands of instructions on each call of a compiled function with
+// arguments and on each interpreted statement (see the readme's
+// Performance section): hence one plain function of few expressions, four
+// compiled calls, no allocation of its own, and the loops in compiled
+// code. The spoofed identity headers are found by http.Header.WriteSubset,
+// which ranges over the request's headers in compiled code, skips the
+// common ones (c.common, which holds no spelling of an identity header)
+// and fails on the first other one it would write, to noWriter; only then
+// does the middleware's own method strip them. The cached headers are set
+// from shared slices (see cachedHeader). The previous generation is not
+// looked at: its entries return through authorize, which puts them back.
 func passCached(m *Middleware, c *cacheScope, r *http.Request) bool {
 	h := r.Header
 	lines := h["Cookie"]
-	if len(lines) != 1 || c == nil || strings.HasPrefix(r.URL.Path, m.prefix) || c.special && refuseCached(m, r) {
+	if len(lines) != 1 {
 		return false
 	}
-	key := c.prefix + lines[0]
 	sessions.mu.Lock()
-	e := sessions.current[key]
-	if e == nil {
-		e = sessions.promoteLocked(key)
-	}
+	e := sessions.current[c.prefix+lines[0]]
 	sessions.mu.Unlock()
-	if e == nil || m.now().Unix() >= e.expires {
+	if e == nil || m.until(e.end) <= 0 || c.portal[r.URL.Path] || c.special && refuseCached(m, r) {
 		return false
 	}
-	// Every spelling of an identity header must go, and the middleware's
-	// own method says which; its loop costs, so it runs only when a header
-	// that is not a common one has the length of one of them (map lookups
-	// are what Yaegi runs cheapest).
-	for k := range h {
-		if !c.common[k] && c.suspect[len(k)] {
-			m.stripIdentityHeaders(h)
-			break
-		}
+	if h.WriteSubset(noWriter, c.common) != nil {
+		m.stripIdentityHeaders(h)
 	}
-	for i, name := range e.names {
-		h[name] = []string{e.values[i]}
+	for _, v := range e.headers {
+		h[v.name] = v.value
 	}
-	if e.keepCookie {
-		h["Cookie"] = []string{e.cookie}
-	} else {
+	if e.dropCookie {
 		delete(h, "Cookie")
 	}
 	return true
 }
+
+// noWriter fails every write: a nil *os.File returns os.ErrInvalid, and
+// holds no state that concurrent requests could share. It is an io.Writer
+// variable, so that Yaegi passes it on without checking that *os.File
+// implements io.Writer on every call.
+var noWriter io.Writer = (*os.File)(nil)
 
 // rememberSignedIn strips the plugin's cookies from a request that
 // authorize lets pass signed in as s with the identity header values
 // (aligned with m.headers) and, with upstreamAccessToken, the token it set,
 // as stripOwnCookies does, and remembers the outcome for passCached until
 // until (Unix seconds: s's renewal time, or the token's refresh time). c is
-// m's scope; nil disables the cache.
+// m's scope.
 func rememberSignedIn(m *Middleware, c *cacheScope, r *http.Request, s *session.Session, values []string, until int64) {
 	lines := r.Header["Cookie"]
 	m.stripOwnCookies(r)
-	if c == nil || len(lines) != 1 || len(values) != len(m.headers) {
+	if len(lines) != 1 || len(values) != len(m.headers) {
 		return
 	}
-	e := &cacheEntry{sealer: m.sealer, expires: until}
+	e := &cacheEntry{sealer: m.sealer, expires: until, dropCookie: true}
 	for i, hc := range m.headers {
 		if values[i] != "" {
-			e.names = append(e.names, hc.name)
-			e.values = append(e.values, values[i])
+			e.headers = append(e.headers, cachedHeader{name: hc.name, value: []string{values[i]}})
 		}
 	}
 	if m.upstream != nil {
-		e.names = append(e.names, m.upstream.header)
-		e.values = append(e.values, r.Header.Get(m.upstream.header))
+		e.headers = append(e.headers, cachedHeader{name: m.upstream.header, value: []string{r.Header.Get(m.upstream.header)}})
 	}
 	if kept := r.Header["Cookie"]; len(kept) == 1 {
-		e.cookie = kept[0]
-		e.keepCookie = true
+		e.headers = append(e.headers, cachedHeader{name: "Cookie", value: []string{kept[0]}})
+		e.dropCookie = false
 	}
 	sessions.put(c.prefix+lines[0], e)
 }

@@ -21,19 +21,52 @@ import (
 // measures the proxy and not the transfer.
 const upstreamBody = "ok\n"
 
-// upstream is the fast service behind every configuration. It counts the
-// requests it receives per entry point (Traefik sets X-Forwarded-Port from
-// the Host header) and how many of them carried an identity, so that the
-// bench can prove every measured request was a signed-in one that reached
-// it, and not a redirect to the sign-in page.
+// refusedPrefix is the path under which the plugin's entry point has a
+// router whose rule refuses the benchmark's user: nothing under it may
+// reach the upstream.
+const refusedPrefix = "/refused/"
+
+// upstream is the fast service behind every configuration, and the
+// witness of what each one let through. Requests are told apart by entry
+// point (Traefik sets X-Forwarded-Port from the Host header); for each, it
+// counts the requests and how many looked exactly as the configuration
+// promises (its view): the signed-in user's identity headers with the
+// right values and in no other spelling, the Cookie header without the
+// plugin's cookie, the do-nothing plugin's header. The bench then proves
+// that every measured request was a signed-in one that reached it as
+// promised, and not a redirect to the sign-in page or a request the plugin
+// mangled.
 type upstream struct {
-	srv    *http.Server
-	url    string
-	counts sync.Map // port -> *counter
+	srv   *http.Server
+	url   string
+	views sync.Map // port -> *view
 }
 
-type counter struct {
-	total, authenticated atomic.Int64
+// view is what the upstream must see on the requests of one entry point,
+// and the counts of what it saw.
+type view struct {
+	title string
+	want  expectation
+	total atomic.Int64
+	ok    atomic.Int64
+	// firstBad says what was wrong with the first request that was not
+	// as promised.
+	firstBad atomic.Value
+}
+
+// expectation is what every request of a configuration must look like at
+// the upstream.
+type expectation struct {
+	// identity maps each identity header the upstream must see to its
+	// value ("" for any non-empty value); every other spelling of these
+	// headers, and every other identity header, must be absent.
+	identity map[string]string
+	// cookie is the Cookie header the upstream must see ("" for none),
+	// when checkCookie is set.
+	cookie      string
+	checkCookie bool
+	// noop: the do-nothing plugin's X-Noop: 1 must be there.
+	noop bool
 }
 
 func startUpstream() (*upstream, error) {
@@ -47,28 +80,108 @@ func startUpstream() (*upstream, error) {
 	return u, nil
 }
 
+// expect registers what the requests of the entry point on port must look
+// like, and resets its counts.
+func (u *upstream) expect(port int, title string, want expectation) {
+	u.views.Store(strconv.Itoa(port), &view{title: title, want: want})
+}
+
 func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
-	c := u.counter(r.Header.Get("X-Forwarded-Port"))
-	c.total.Add(1)
-	if r.Header.Get("X-Forwarded-User") != "" || r.Header.Get("X-Auth-Request-User") != "" || r.Header.Get("X-Auth-Request-Email") != "" {
-		c.authenticated.Add(1)
+	if v, ok := u.views.Load(r.Header.Get("X-Forwarded-Port")); ok {
+		v := v.(*view)
+		v.total.Add(1)
+		if bad := v.want.check(r); bad == "" {
+			v.ok.Add(1)
+		} else {
+			v.firstBad.CompareAndSwap(nil, bad)
+		}
 	}
 	w.Header().Set("Content-Type", "text/plain")
 	_, _ = io.WriteString(w, upstreamBody)
 }
 
-func (u *upstream) counter(port string) *counter {
-	if c, ok := u.counts.Load(port); ok {
-		return c.(*counter)
+// check returns what is wrong with r, or "".
+func (e *expectation) check(r *http.Request) string {
+	if strings.HasPrefix(r.URL.Path, refusedPrefix) {
+		return "a request that a rule refuses reached the upstream: " + r.URL.Path
 	}
-	c, _ := u.counts.LoadOrStore(port, &counter{})
-	return c.(*counter)
+	h := r.Header
+	for k, vs := range h {
+		name := identityHeader(k)
+		if name == "" {
+			continue
+		}
+		want, expected := e.identity[name]
+		switch {
+		case !expected:
+			return fmt.Sprintf("%s: %q reached the upstream", k, vs)
+		case k != name:
+			return fmt.Sprintf("%s, a spelling of %s, reached the upstream: %q", k, name, vs)
+		case len(vs) != 1 || vs[0] == "" || want != "" && vs[0] != want:
+			return fmt.Sprintf("%s: %q, want %q", k, vs, want)
+		}
+	}
+	for name := range e.identity {
+		if len(h[name]) == 0 {
+			return fmt.Sprintf("no %s: the request did not reach the upstream signed in", name)
+		}
+	}
+	if e.checkCookie {
+		got, sent := h["Cookie"]
+		if e.cookie == "" && sent || e.cookie != "" && (len(got) != 1 || got[0] != e.cookie) {
+			return fmt.Sprintf("Cookie %q reached the upstream, want %q", got, e.cookie)
+		}
+	}
+	if e.noop && h.Get("X-Noop") != "1" {
+		return "no X-Noop: the do-nothing plugin did not run"
+	}
+	return ""
 }
 
-// snapshot returns the counts of an entry point, to subtract later ones from.
-func (u *upstream) snapshot(port int) (total, authenticated int64) {
-	c := u.counter(strconv.Itoa(port))
-	return c.total.Load(), c.authenticated.Load()
+// identityHeaders are, folded (lower case, '_' for '-'), the headers that
+// tell an upstream who is signed in: the plugin's defaults and
+// oauth2-proxy's.
+var identityHeaders = map[string]string{
+	"x-forwarded-user":                  "X-Forwarded-User",
+	"x-forwarded-email":                 "X-Forwarded-Email",
+	"x-forwarded-name":                  "X-Forwarded-Name",
+	"x-forwarded-preferred-username":    "X-Forwarded-Preferred-Username",
+	"x-forwarded-groups":                "X-Forwarded-Groups",
+	"x-forwarded-roles":                 "X-Forwarded-Roles",
+	"x-auth-request-user":               "X-Auth-Request-User",
+	"x-auth-request-email":              "X-Auth-Request-Email",
+	"x-auth-request-preferred-username": "X-Auth-Request-Preferred-Username",
+	"x-auth-request-groups":             "X-Auth-Request-Groups",
+}
+
+// identityHeader returns the identity header that k spells, whatever its
+// case and its '_' for '-', or "".
+func identityHeader(k string) string {
+	if len(k) < len("X-Forwarded-User") || len(k) > len("X-Auth-Request-Preferred-Username") || k[0] != 'X' && k[0] != 'x' {
+		return ""
+	}
+	return identityHeaders[strings.ToLower(strings.ReplaceAll(k, "_", "-"))]
+}
+
+// counts returns the requests the entry point on port received and how
+// many of them were as promised, to subtract later ones from.
+func (u *upstream) counts(port int) (total, ok int64) {
+	v, found := u.views.Load(strconv.Itoa(port))
+	if !found {
+		return 0, 0
+	}
+	return v.(*view).total.Load(), v.(*view).ok.Load()
+}
+
+// bad says what was wrong with the first request of the entry point on
+// port that was not as promised.
+func (u *upstream) bad(port int) string {
+	if v, found := u.views.Load(strconv.Itoa(port)); found {
+		if s, _ := v.(*view).firstBad.Load().(string); s != "" {
+			return s
+		}
+	}
+	return "no request was wrong"
 }
 
 // wrkResult is what one wrk run reports.
@@ -81,10 +194,10 @@ type wrkResult struct {
 	socketErrors int64
 }
 
-// runWrk loads rawURL with wrk for d, sending cookie (when not empty) with
-// every request. wrk keeps its connections open and reads every response
-// in full.
-func runWrk(ctx context.Context, bin string, threads, connections int, d time.Duration, rawURL, cookie string) (*wrkResult, error) {
+// runWrk loads rawURL with wrk for d, sending the header lines with every
+// request. wrk keeps its connections open and reads every response in
+// full.
+func runWrk(ctx context.Context, bin string, threads, connections int, d time.Duration, rawURL string, lines []string) (*wrkResult, error) {
 	args := []string{
 		"-t" + strconv.Itoa(threads),
 		"-c" + strconv.Itoa(connections),
@@ -93,8 +206,8 @@ func runWrk(ctx context.Context, bin string, threads, connections int, d time.Du
 		"--timeout", "10s",
 		"--latency",
 	}
-	if cookie != "" {
-		args = append(args, "-H", "Cookie: "+cookie)
+	for _, line := range lines {
+		args = append(args, "-H", line)
 	}
 	args = append(args, rawURL)
 	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
@@ -182,13 +295,35 @@ func parseWrkDuration(s string) (time.Duration, error) {
 	return 0, fmt.Errorf("no unit in %q", s)
 }
 
-// drive sends n GET requests to rawURL from conc connections, request i
-// carrying cookies[i%len(cookies)], reading every body so that the
-// connections are reused. It returns how many answered 200.
-func drive(ctx context.Context, rawURL string, cookies []string, n, conc int) (int64, error) {
-	tr := &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc, DisableCompression: true}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+// client is an HTTP client of the bench's Traefiks: at most conc
+// connections, kept open, trusting the run's certificate.
+func client(cert *certificate, conc int) *http.Client {
+	tr := &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc, DisableCompression: true, TLSClientConfig: cert.clientTLS()}
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+// newRequest is a GET of rawURL with the header lines ("Name: value", as
+// given to wrk: names keep their spelling) and cookie, when not empty.
+func newRequest(ctx context.Context, rawURL string, lines []string, cookie string) *http.Request {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	for _, line := range lines {
+		if i := strings.Index(line, ": "); i > 0 {
+			req.Header[line[:i]] = append(req.Header[line[:i]], line[i+2:])
+		}
+	}
+	if cookie != "" {
+		req.Header.Set("Cookie", cookie)
+	}
+	return req
+}
+
+// drive sends n GET requests to rawURL from conc connections, with the
+// header lines, request i carrying cookies[i%len(cookies)], reading every
+// body so that the connections are reused. It returns how many answered
+// 200.
+func drive(ctx context.Context, cert *certificate, rawURL string, lines, cookies []string, n, conc int) (int64, error) {
+	c := client(cert, conc)
+	defer c.CloseIdleConnections()
 	var ok, failed atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
@@ -201,11 +336,11 @@ func drive(ctx context.Context, rawURL string, cookies []string, n, conc int) (i
 				if ctx.Err() != nil {
 					return
 				}
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+				cookie := ""
 				if len(cookies) > 0 {
-					req.Header.Set("Cookie", cookies[i%len(cookies)])
+					cookie = cookies[i%len(cookies)]
 				}
-				resp, err := client.Do(req)
+				resp, err := c.Do(newRequest(ctx, rawURL, lines, cookie))
 				if err != nil {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
@@ -232,14 +367,13 @@ func drive(ctx context.Context, rawURL string, cookies []string, n, conc int) (i
 	return ok.Load(), nil
 }
 
-// paced sends GET requests to rawURL at a fixed rate for d, from workers
-// connections, and returns each request's latency, from sending it to
-// reading the whole answer. Below saturation, it shows what a middleware
-// adds to a request.
-func paced(ctx context.Context, rawURL, cookie string, rate int, d time.Duration, workers int) ([]time.Duration, error) {
-	tr := &http.Transport{MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers, DisableCompression: true}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+// paced sends GET requests with the header lines to rawURL at a fixed rate
+// for d, from workers connections, and returns each request's latency,
+// from sending it to reading the whole answer. Below saturation, it shows
+// what a middleware adds to a request.
+func paced(ctx context.Context, cert *certificate, rawURL string, lines []string, rate int, d time.Duration, workers int) ([]time.Duration, error) {
+	c := client(cert, workers)
+	defer c.CloseIdleConnections()
 	n := int(d.Seconds() * float64(rate))
 	interval := time.Second / time.Duration(rate)
 	due := make(chan time.Time, n)
@@ -252,12 +386,9 @@ func paced(ctx context.Context, rawURL, cookie string, rate int, d time.Duration
 		go func() {
 			defer wg.Done()
 			for range due {
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
-				if cookie != "" {
-					req.Header.Set("Cookie", cookie)
-				}
+				req := newRequest(ctx, rawURL, lines, "")
 				sent := time.Now()
-				resp, err := client.Do(req)
+				resp, err := c.Do(req)
 				if err != nil {
 					failed.Add(1)
 					continue

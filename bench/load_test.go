@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 )
@@ -53,5 +55,58 @@ func TestParseWrkDuration(t *testing.T) {
 	}
 	if _, err := parseWrkDuration("12"); err == nil {
 		t.Error("a duration without unit was accepted")
+	}
+}
+
+func TestTheUpstreamTellsWhatAConfigurationMustNotLetThrough(t *testing.T) {
+	signedIn := expectation{identity: map[string]string{"X-Forwarded-User": "oid-1", "X-Forwarded-Email": "a@example.com"}, cookie: "theme=dark", checkCookie: true}
+	tests := []struct {
+		name    string
+		want    expectation
+		path    string
+		headers map[string][]string
+		ok      bool
+	}{
+		{"the identity and the site's cookies", signedIn, "/", map[string][]string{"X-Forwarded-User": {"oid-1"}, "X-Forwarded-Email": {"a@example.com"}, "Cookie": {"theme=dark"}}, true},
+		{"another user's identity", signedIn, "/", map[string][]string{"X-Forwarded-User": {"oid-2"}, "X-Forwarded-Email": {"a@example.com"}, "Cookie": {"theme=dark"}}, false},
+		{"no identity", signedIn, "/", map[string][]string{"Cookie": {"theme=dark"}}, false},
+		{"one identity header missing", signedIn, "/", map[string][]string{"X-Forwarded-User": {"oid-1"}, "Cookie": {"theme=dark"}}, false},
+		{"the identity twice", signedIn, "/", map[string][]string{"X-Forwarded-User": {"oid-1", "oid-1"}, "X-Forwarded-Email": {"a@example.com"}, "Cookie": {"theme=dark"}}, false},
+		{"a spoofed spelling with underscores", signedIn, "/", map[string][]string{"X-Forwarded-User": {"oid-1"}, "X-Forwarded-Email": {"a@example.com"}, "X_forwarded_user": {"mallory"}, "Cookie": {"theme=dark"}}, false},
+		{"another identity header", signedIn, "/", map[string][]string{"X-Forwarded-User": {"oid-1"}, "X-Forwarded-Email": {"a@example.com"}, "X-Forwarded-Roles": {"Admin"}, "Cookie": {"theme=dark"}}, false},
+		{"the plugin's cookie", signedIn, "/", map[string][]string{"X-Forwarded-User": {"oid-1"}, "X-Forwarded-Email": {"a@example.com"}, "Cookie": {"entraauth_main=sealed; theme=dark"}}, false},
+		{"no Cookie header where one is due", signedIn, "/", map[string][]string{"X-Forwarded-User": {"oid-1"}, "X-Forwarded-Email": {"a@example.com"}}, false},
+		{"a path a rule refuses", signedIn, refusedPrefix + "x", map[string][]string{"X-Forwarded-User": {"oid-1"}, "X-Forwarded-Email": {"a@example.com"}, "Cookie": {"theme=dark"}}, false},
+		{"any value where any will do", expectation{identity: map[string]string{"X-Forwarded-User": ""}}, "/", map[string][]string{"X-Forwarded-User": {"oid-9"}}, true},
+		{"an empty value where any will do", expectation{identity: map[string]string{"X-Forwarded-User": ""}}, "/", map[string][]string{"X-Forwarded-User": {""}}, false},
+		{"Traefik alone: an identity header", expectation{cookie: "a=1", checkCookie: true}, "/", map[string][]string{"X-Forwarded-User": {"x"}, "Cookie": {"a=1"}}, false},
+		{"Traefik alone: no Cookie header expected, none", expectation{checkCookie: true}, "/", map[string][]string{}, true},
+		{"Traefik alone: no Cookie header expected, one", expectation{checkCookie: true}, "/", map[string][]string{"Cookie": {"a=1"}}, false},
+		{"the do-nothing plugin's header", expectation{noop: true}, "/", map[string][]string{"X-Noop": {"1"}}, true},
+		{"no do-nothing plugin's header", expectation{noop: true}, "/", map[string][]string{}, false},
+	}
+	for _, tt := range tests {
+		tt := tt
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "https://app.example"+tt.path, nil)
+			r.Header = tt.headers
+			bad := tt.want.check(r)
+			if (bad == "") != tt.ok {
+				t.Errorf("check = %q, want ok %v", bad, tt.ok)
+			}
+		})
+	}
+}
+
+func TestIdentityHeaderSpellings(t *testing.T) {
+	for _, k := range []string{"X-Forwarded-User", "x-forwarded-user", "X_Forwarded_User", "X_forwarded-USER", "X-Auth-Request-Email", "x_auth_request_preferred_username"} {
+		if identityHeader(k) == "" {
+			t.Errorf("%s is not recognised as an identity header", k)
+		}
+	}
+	for _, k := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Users", "Cookie", "X-Real-Ip"} {
+		if got := identityHeader(k); got != "" {
+			t.Errorf("%s taken for %s", k, got)
+		}
 	}
 }

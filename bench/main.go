@@ -1,23 +1,33 @@
 // Command bench measures what the entraauth plugin costs a signed-in
-// request, side by side with Traefik alone and with Traefik's forwardAuth
-// in front of oauth2-proxy, in one run on this machine.
+// request, side by side with Traefik alone, with a plugin that does nothing
+// and with Traefik's forwardAuth in front of oauth2-proxy, in one run on
+// this machine.
 //
 // It starts a small upstream, the fake Entra tenant of
 // entraid/entraidtest, oauth2-proxy (an OIDC client of that tenant) and one
-// Traefik with three plain-HTTP entry points on 127.0.0.1 (no TLS, so that
-// no handshake is measured):
+// Traefik with four HTTPS entry points on 127.0.0.1 (a self-signed
+// certificate made for the run):
 //
 //  1. alone: no middleware, the limit;
-//  2. plugin: the plugin from this repository in local mode;
-//  3. oauth2-proxy: forwardAuth to oauth2-proxy's /oauth2/auth.
+//  2. do-nothing plugin: the Yaegi plugin of bench/noop, which sets one
+//     header and calls the next handler, loaded as a second local plugin:
+//     what any Yaegi plugin costs, the floor of this one;
+//  3. plugin: the plugin from this repository in local mode;
+//  4. oauth2-proxy: forwardAuth to oauth2-proxy's /oauth2/auth.
 //
 // It signs in for real (through Traefik for the plugin, through
-// oauth2-proxy's login flow for it), then loads each entry point with wrk
-// in turn, for equal durations, over several rounds, each request carrying
-// the valid session cookie (the plugin's for 1 and 2). It then prints
-// requests/s and latency, the ratios, Traefik's memory, a memory check
-// (Traefik alone against Traefik with the plugin after many signed-in
-// requests and many distinct sessions) and what a sign-in callback costs.
+// oauth2-proxy's login flow for it), checks that each configuration does
+// what it promises (the upstream sees the user's identity and no plugin
+// cookie; spoofed identity headers and a rule's refusal are honoured), then
+// loads each entry point with wrk in turn, for equal durations, over
+// several rounds in rotating order, each request a browser's navigation
+// (Chromium's headers, the session cookie among two of the site's own;
+// -minimal sends Host and Cookie only), and the upstream checks every
+// request as it arrives. It then prints requests/s and latency, each
+// configuration's share of Traefik alone and of the do-nothing plugin,
+// Traefik's memory, a memory check (Traefik alone against Traefik with the
+// plugin after many signed-in requests and many distinct sessions) and
+// what a sign-in callback costs.
 //
 // Every process it starts listens on 127.0.0.1 on a port chosen at run
 // time, and is stopped on exit, on Ctrl-C and at the -timeout.
@@ -34,6 +44,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -44,6 +56,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tfa-plugin/entraauth/bench/browser"
 	"github.com/tfa-plugin/entraauth/entraid/entraidtest"
 	"github.com/tfa-plugin/entraauth/session"
 )
@@ -51,7 +64,7 @@ import (
 type options struct {
 	repo, traefik, oauth2Proxy, wrk string
 
-	smoke                bool
+	smoke, minimal       bool
 	duration, warmup     time.Duration
 	rounds               int
 	threads, connections int
@@ -63,19 +76,23 @@ type options struct {
 	rateDuration         time.Duration
 	timeout              time.Duration
 	markdown             string
+	headers              string
 	cpuProfiles          string
+	instructions         int
+	callgrindDir         string
 }
 
 func parseOptions() *options {
 	o := &options{}
 	flag.StringVar(&o.repo, "repo", "..", "the plugin's repository (loaded by Traefik in local plugin mode)")
 	flag.StringVar(&o.traefik, "traefik", "", "Traefik binary (default: <repo>/.cache/traefik-v3.6.12/traefik)")
-	flag.StringVar(&o.oauth2Proxy, "oauth2-proxy", "", `oauth2-proxy binary (default: <repo>/.cache/bin/oauth2-proxy); "none" leaves configuration 3 out`)
+	flag.StringVar(&o.oauth2Proxy, "oauth2-proxy", "", `oauth2-proxy binary (default: <repo>/.cache/bin/oauth2-proxy); "none" leaves configuration 4 out, refused when CI=true`)
 	flag.StringVar(&o.wrk, "wrk", "wrk", "wrk binary")
-	flag.BoolVar(&o.smoke, "smoke", false, "check that the benchmark works, quickly: short runs, one round, small memory check")
+	flag.BoolVar(&o.smoke, "smoke", false, "check that the benchmark works and every configuration behaves, quickly: short runs, one round, small memory check")
+	flag.BoolVar(&o.minimal, "minimal", false, "send Host and Cookie only, not a browser's navigation headers")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "load per configuration and round")
 	flag.DurationVar(&o.warmup, "warmup", 3*time.Second, "unrecorded load per configuration before the first round (durations are whole seconds)")
-	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each loads every configuration once, in rotating order")
+	flag.IntVar(&o.rounds, "rounds", 5, "rounds; each loads every configuration once, in rotating order (the shares are the median of the rounds)")
 	flag.IntVar(&o.threads, "threads", 1, "wrk threads")
 	flag.IntVar(&o.connections, "connections", 16, "wrk connections, kept open")
 	flag.IntVar(&o.memRequests, "mem-requests", 200000, "signed-in requests before the memory check")
@@ -85,7 +102,10 @@ func parseOptions() *options {
 	flag.IntVar(&o.rate, "rate", 500, "requests/s of the latency measure, below every configuration's saturation")
 	flag.DurationVar(&o.rateDuration, "rate-duration", 10*time.Second, "length of the latency measure per configuration")
 	flag.DurationVar(&o.timeout, "timeout", 20*time.Minute, "the whole run stops after this")
+	flag.StringVar(&o.headers, "headers", "", "the plugin's identity headers, Name=claim pairs separated by commas (default: its six defaults)")
 	flag.StringVar(&o.markdown, "markdown", "", "also write the results as Markdown to this file")
+	flag.IntVar(&o.instructions, "instructions", 0, "instead of the load: run Traefik under valgrind's callgrind and print the instructions it executes per request of each configuration, over this many requests each")
+	flag.StringVar(&o.callgrindDir, "callgrind-dir", "", "with -instructions: keep callgrind's dumps, one per configuration, in this directory (callgrind_annotate reads them)")
 	flag.StringVar(&o.cpuProfiles, "cpuprofiles", "", "write a CPU profile of Traefik under each configuration's first round to this directory (go tool pprof <traefik> <file>)")
 	flag.Parse()
 	if o.smoke {
@@ -126,16 +146,75 @@ func main() {
 	}
 }
 
-// config is one of the three configurations under load.
+// config is one of the configurations under load.
 type config struct {
-	title    string
-	ep       *entrypoint
-	cookie   string
-	identity bool // the upstream must see a signed-in user on every request
-	rounds   []*wrkResult
+	title string
+	ep    *entrypoint
+	// lines are the header lines of every request (wrk's -H), the Cookie
+	// header included.
+	lines []string
+	// want is what every request must look like at the upstream.
+	want   expectation
+	rounds []*wrkResult
 	// paced50 and paced99 are the latency percentiles at the fixed rate.
 	paced50, paced99 time.Duration
 }
+
+// alice is the user who signs in.
+var alice = entraidtest.User{
+	OID:               "6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
+	Name:              "Alice Example",
+	PreferredUsername: "alice@contoso.example",
+	Email:             "alice@contoso.example",
+	Groups:            []string{"0d9a8b7c-1111-4c2d-9e3f-4a5b6c7d8e9f", "1e2f3a4b-2222-4c5d-8e6f-7a8b9c0d1e2f"},
+	Roles:             []string{"Reader"},
+}
+
+// defaultHeaders are the plugin's default identity headers and their
+// claims.
+var defaultHeaders = map[string]string{
+	"X-Forwarded-User":               "oid",
+	"X-Forwarded-Email":              "email",
+	"X-Forwarded-Name":               "name",
+	"X-Forwarded-Preferred-Username": "preferred_username",
+	"X-Forwarded-Groups":             "groups",
+	"X-Forwarded-Roles":              "roles",
+}
+
+// aliceClaims are alice's claims as identity header values.
+var aliceClaims = map[string]string{
+	"oid":                alice.OID,
+	"email":              alice.Email,
+	"name":               alice.Name,
+	"preferred_username": alice.PreferredUsername,
+	"groups":             strings.Join(alice.Groups, ","),
+	"roles":              strings.Join(alice.Roles, ","),
+}
+
+// identityHeadersOf parses -headers ("Name=claim,..."; "" for the
+// plugin's defaults) into the headers option and the values the upstream
+// must see for alice.
+func identityHeadersOf(option string) (map[string]string, map[string]string, error) {
+	headers := defaultHeaders
+	if option != "" {
+		headers = map[string]string{}
+		for _, pair := range strings.Split(option, ",") {
+			name, claim, ok := strings.Cut(strings.TrimSpace(pair), "=")
+			if !ok || aliceClaims[claim] == "" {
+				return nil, nil, fmt.Errorf("-headers: %q is not Name=claim with a claim of %v", pair, []string{"oid", "email", "name", "preferred_username", "groups", "roles"})
+			}
+			headers[http.CanonicalHeaderKey(name)] = claim
+		}
+	}
+	values := map[string]string{}
+	for name, claim := range headers {
+		values[name] = aliceClaims[claim]
+	}
+	return headers, values, nil
+}
+
+// nobodyOID is the only user the refusing rule allows.
+const nobodyOID = "00000000-0000-4000-8000-00000000dead"
 
 func run(ctx context.Context, o *options) (err error) {
 	var cleanups []func()
@@ -159,37 +238,44 @@ func run(ctx context.Context, o *options) (err error) {
 		return err
 	}
 	cleanups = append(cleanups, func() { os.RemoveAll(dir) })
+	cert, err := newCertificate(dir)
+	if err != nil {
+		return err
+	}
 
 	up, err := startUpstream()
 	if err != nil {
 		return err
 	}
 	cleanups = append(cleanups, func() { up.srv.Close() })
+	s := newSite(o.traefik, o.repo, up.url, cert)
 
-	alice := entraidtest.User{
-		OID:               "6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
-		Name:              "Alice Example",
-		PreferredUsername: "alice@contoso.example",
-		Email:             "alice@contoso.example",
-		Groups:            []string{"0d9a8b7c-1111-4c2d-9e3f-4a5b6c7d8e9f", "1e2f3a4b-2222-4c5d-8e6f-7a8b9c0d1e2f"},
-		Roles:             []string{"Reader"},
-	}
 	tenant := entraidtest.NewTenant(entraidtest.Options{Users: []entraidtest.User{alice}, SignIn: alice.PreferredUsername})
 	cleanups = append(cleanups, tenant.Close)
 
+	headers, aliceHeaders, err := identityHeadersOf(o.headers)
+	if err != nil {
+		return err
+	}
 	secret := randomString(48)
 	const cookieName = "entraauth_main"
-	pluginMiddleware := map[string]interface{}{
-		"plugin": map[string]interface{}{pluginKey: map[string]interface{}{
+	pluginConfig := func(rules map[string]interface{}) map[string]interface{} {
+		c := map[string]interface{}{
 			"microsoftEntraID": map[string]interface{}{
 				"tenantID":      tenant.TenantID,
 				"clientID":      tenant.ClientID,
 				"clientSecret":  tenant.ClientSecret,
 				"authorityHost": tenant.URL,
 			},
-			"session": map[string]interface{}{"secret": secret, "insecureCookies": true},
-		}},
+			"session": map[string]interface{}{"secret": secret},
+			"headers": headers,
+		}
+		for k, v := range rules {
+			c[k] = v
+		}
+		return map[string]interface{}{"plugin": map[string]interface{}{pluginKey: c}}
 	}
+	pluginMiddleware := pluginConfig(nil)
 
 	var o2p *oauth2Proxy
 	if o.oauth2Proxy != "" {
@@ -201,25 +287,51 @@ func run(ctx context.Context, o *options) (err error) {
 		cleanups = append(cleanups, o2p.stop)
 	}
 
-	configs := []*config{
-		{title: "1. Traefik alone", ep: &entrypoint{name: "alone"}},
-		{title: "2. Traefik + entraauth plugin", ep: &entrypoint{name: "plugin", middleware: pluginMiddleware}, identity: true},
-	}
+	alone := &config{title: "1. Traefik alone", ep: &entrypoint{name: "alone"}}
+	noop := &config{title: "2. Traefik + do-nothing Yaegi plugin", ep: &entrypoint{
+		name:       "noop",
+		middleware: map[string]interface{}{"plugin": map[string]interface{}{noopKey: map[string]interface{}{"value": "1"}}},
+	}}
+	plugin := &config{title: "3. Traefik + entraauth plugin", ep: &entrypoint{
+		name:       "plugin",
+		middleware: pluginMiddleware,
+		// A rule that refuses alice: the same sessions, another verdict.
+		prefixes: []prefixRoute{{name: "refused", prefix: refusedPrefix, middleware: pluginConfig(map[string]interface{}{"allowedUsers": []string{nobodyOID}})}},
+	}}
+	configs := []*config{alone, noop, plugin}
+	var viaO2P *config
 	if o2p != nil {
-		configs = append(configs, &config{title: "3. Traefik + forwardAuth to oauth2-proxy", identity: true, ep: &entrypoint{
+		viaO2P = &config{title: "4. Traefik + forwardAuth to oauth2-proxy", ep: &entrypoint{
 			name: "oauth2proxy",
 			middleware: map[string]interface{}{"forwardAuth": map[string]interface{}{
 				"address":             o2p.url("/oauth2/auth"),
 				"authResponseHeaders": []string{"X-Auth-Request-User", "X-Auth-Request-Email"},
 			}},
-		}})
+		}}
+		configs = append(configs, viaO2P)
 	}
 	eps := make([]*entrypoint, 0, len(configs))
 	for _, c := range configs {
 		eps = append(eps, c.ep)
 	}
-	progress("starting Traefik with %d entry points", len(eps))
-	tr, err := startTraefik(ctx, "traefik", o.traefik, o.repo, filepath.Join(dir, "traefik"), up.url, eps, false)
+	if o.instructions > 0 {
+		s.callgrindDir = o.callgrindDir
+		if s.callgrindDir == "" {
+			s.callgrindDir = filepath.Join(dir, "callgrind")
+		}
+		if s.callgrindDir, err = filepath.Abs(s.callgrindDir); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(s.callgrindDir, 0o755); err != nil {
+			return err
+		}
+		if s.wrap, s.env, err = callgrind(s.callgrindDir); err != nil {
+			return err
+		}
+		progress("starting Traefik under callgrind (slow)")
+	}
+	progress("starting Traefik with %d HTTPS entry points", len(eps))
+	tr, err := startTraefik(ctx, s, "traefik", filepath.Join(dir, "traefik"), eps)
 	if err != nil {
 		return err
 	}
@@ -228,46 +340,66 @@ func run(ctx context.Context, o *options) (err error) {
 	// Real sign-ins give the cookies the load carries; the timed ones are
 	// the callback's cost.
 	progress("signing in (%d times per configuration)", o.signIns)
-	plugin, pluginSignIns, err := repeatSignIn(ctx, o.signIns, func() (*signIn, error) {
-		return pluginSignIn(ctx, configs[1].ep, cookieName)
+	signedIn, pluginSignIns, err := repeatSignIn(ctx, o.signIns, func() (*signIn, error) {
+		return pluginSignIn(ctx, cert, plugin.ep, cookieName)
 	})
 	if err != nil {
 		return fmt.Errorf("plugin sign-in: %v", err)
 	}
-	configs[0].cookie = plugin.cookie // the same request bytes as 2
-	configs[1].cookie = plugin.cookie
+	// 1, 2 and 3 send the same bytes; the upstream sees them unchanged
+	// behind 1 and 2, and without the session cookie behind 3.
+	lines := o.requestLines(signedIn.cookie)
+	for _, c := range []*config{alone, noop, plugin} {
+		c.lines = lines
+	}
+	sent, kept := o.cookies(signedIn.cookie)
+	alone.want = expectation{cookie: sent, checkCookie: true}
+	noop.want = expectation{cookie: sent, checkCookie: true, noop: true}
+	plugin.want = expectation{identity: aliceHeaders, cookie: kept, checkCookie: true}
 	var o2pSignIns []*signIn
 	if o2p != nil {
-		var s *signIn
-		s, o2pSignIns, err = repeatSignIn(ctx, o.signIns, func() (*signIn, error) { return oauth2ProxySignIn(ctx, o2p) })
+		var si *signIn
+		si, o2pSignIns, err = repeatSignIn(ctx, o.signIns, func() (*signIn, error) { return oauth2ProxySignIn(ctx, cert, o2p) })
 		if err != nil {
 			return fmt.Errorf("oauth2-proxy sign-in: %v", err)
 		}
-		configs[2].cookie = s.cookie
+		viaO2P.lines = o.requestLines(si.cookie)
+		// oauth2-proxy tells the user by email and by its own user ID.
+		viaO2P.want = expectation{identity: map[string]string{"X-Auth-Request-Email": alice.Email, "X-Auth-Request-User": ""}}
 	}
 	for _, c := range configs {
-		if err := checkSignedIn(ctx, up, c); err != nil {
+		up.expect(c.ep.port, c.title, c.want)
+	}
+	if err := checkBehaviour(ctx, cert, up, configs, plugin, lines); err != nil {
+		return err
+	}
+
+	if o.instructions > 0 {
+		per, err := countInstructions(ctx, o, tr, up, configs, o.instructions)
+		if err != nil {
 			return err
 		}
+		printInstructions(os.Stdout, configs, per, o.instructions, o.minimal)
+		return nil
 	}
 
 	progress("warming up (%v per configuration)", o.warmup)
 	for _, c := range configs {
-		if _, err := runWrk(ctx, o.wrk, o.threads, o.connections, o.warmup, c.ep.url("/"), c.cookie); err != nil {
+		if _, err := runWrk(ctx, o.wrk, o.threads, o.connections, o.warmup, c.ep.url("/"), c.lines); err != nil {
 			return err
 		}
 	}
 	for r := 0; r < o.rounds; r++ {
 		for i := range configs {
 			c := configs[(r+i)%len(configs)]
-			total0, auth0 := up.snapshot(c.ep.port)
+			total0, ok0 := up.counts(c.ep.port)
 			var profiled chan error
 			if o.cpuProfiles != "" && r == 0 {
 				profiled = make(chan error, 1)
 				file := filepath.Join(o.cpuProfiles, c.ep.name+".pprof")
 				go func() { profiled <- tr.cpuProfile(ctx, o.duration-time.Second, file) }()
 			}
-			res, err := runWrk(ctx, o.wrk, o.threads, o.connections, o.duration, c.ep.url("/"), c.cookie)
+			res, err := runWrk(ctx, o.wrk, o.threads, o.connections, o.duration, c.ep.url("/"), c.lines)
 			if err != nil {
 				return err
 			}
@@ -276,9 +408,9 @@ func run(ctx context.Context, o *options) (err error) {
 					return fmt.Errorf("cpu profile: %v", err)
 				}
 			}
-			total1, auth1 := up.snapshot(c.ep.port)
+			total1, ok1 := up.counts(c.ep.port)
 			progress("round %d/%d %-42s %9.0f req/s  p50 %-9s p99 %s", r+1, o.rounds, c.title, res.rps, ms(res.p50), ms(res.p99))
-			if err := checkRun(c, res, total1-total0, auth1-auth0, o.connections); err != nil {
+			if err := checkRun(c, res, total1-total0, ok1-ok0, o.connections, up.bad(c.ep.port)); err != nil {
 				return err
 			}
 			c.rounds = append(c.rounds, res)
@@ -291,19 +423,19 @@ func run(ctx context.Context, o *options) (err error) {
 	// Latency below saturation: what a middleware adds to one request,
 	// where the rounds above measure what it costs the machine.
 	for _, c := range configs {
-		total0, auth0 := up.snapshot(c.ep.port)
-		ls, err := paced(ctx, c.ep.url("/"), c.cookie, o.rate, o.rateDuration, 4)
+		total0, ok0 := up.counts(c.ep.port)
+		ls, err := paced(ctx, cert, c.ep.url("/"), c.lines, o.rate, o.rateDuration, 4)
 		if err != nil {
 			return err
 		}
-		total1, auth1 := up.snapshot(c.ep.port)
-		if c.identity && auth1-auth0 != total1-total0 {
-			return fmt.Errorf("%s: paced requests reached the upstream without a signed-in user", c.title)
+		total1, ok1 := up.counts(c.ep.port)
+		if ok1-ok0 != total1-total0 {
+			return fmt.Errorf("%s: paced requests reached the upstream not as promised: %s", c.title, up.bad(c.ep.port))
 		}
 		c.paced50, c.paced99 = percentile(ls, 50), percentile(ls, 99)
 		progress("latency at %d req/s %-42s p50 %-9s p99 %s", o.rate, c.title, ms(c.paced50), ms(c.paced99))
 	}
-	rep := &report{machine: m, opts: o, configs: configs, traefikRSS: rss}
+	rep := &report{machine: m, opts: o, configs: configs, alone: alone, noop: noop, plugin: plugin, oauth2Proxy: viaO2P, traefikRSS: rss}
 	if o2p != nil {
 		if rep.oauth2ProxyRSS, err = o2p.rss(); err != nil {
 			return err
@@ -316,7 +448,7 @@ func run(ctx context.Context, o *options) (err error) {
 	}
 	tr.stop()
 
-	if rep.memory, err = memoryCheck(ctx, o, dir, up, pluginMiddleware, plugin.cookie, secret, cookieName, tenant.TenantID); err != nil {
+	if rep.memory, err = memoryCheck(ctx, o, s, dir, up, pluginMiddleware, aliceHeaders, signedIn.cookie, secret, cookieName, tenant.TenantID); err != nil {
 		return err
 	}
 	rep.loadAfter = loadAverage()
@@ -333,8 +465,101 @@ func run(ctx context.Context, o *options) (err error) {
 		progress("wrote %s", o.markdown)
 	}
 	if o.smoke {
-		fmt.Println("bench smoke: ok (every configuration served signed-in requests without an error)")
+		fmt.Println("bench smoke: ok (every configuration served signed-in requests as it promises, spoofed identity headers were dropped and a refusing rule refused)")
+		if o2p == nil {
+			fmt.Println(o2pMissing)
+		}
 	}
+	return nil
+}
+
+// o2pMissing is said loudly wherever oauth2-proxy was left out.
+const o2pMissing = "WARNING: CONFIGURATION 4 (forwardAuth to oauth2-proxy) WAS NOT MEASURED: oauth2-proxy was left out"
+
+// requestLines are the header lines every request of a configuration
+// sends with cookie, the session cookie(s) of one sign-in: a browser's
+// navigation with the site's own cookies, or with -minimal the cookie
+// alone.
+func (o *options) requestLines(cookie string) []string {
+	sent, _ := o.cookies(cookie)
+	if o.minimal {
+		return []string{"Cookie: " + sent}
+	}
+	return browser.Lines("app.example", sent)
+}
+
+// headerLines are requestLines without the Cookie header.
+func (o *options) headerLines() []string {
+	if o.minimal {
+		return nil
+	}
+	return browser.Lines("app.example", "")
+}
+
+// cookies returns the Cookie header sent with the session cookie(s) and
+// what must remain of it once the plugin removed its own.
+func (o *options) cookies(session string) (sent, kept string) {
+	if o.minimal {
+		return session, ""
+	}
+	return browser.CookieHeader(session), browser.SiteCookies
+}
+
+// checkBehaviour sends a few requests as users and attackers would, and
+// checks what the upstream saw: each configuration's request as promised
+// (the signed-in user's identity, no plugin cookie, the do-nothing
+// plugin's header), spoofed identity headers dropped by the plugin, first
+// from authorize and then from its cache, and its refusing rule honoured.
+func checkBehaviour(ctx context.Context, cert *certificate, up *upstream, configs []*config, plugin *config, lines []string) error {
+	c := client(cert, 1)
+	defer c.CloseIdleConnections()
+	send := func(cfg *config, path string, lines []string, status int) error {
+		total0, ok0 := up.counts(cfg.ep.port)
+		req := newRequest(ctx, cfg.ep.url(path), lines, "")
+		resp, err := c.Do(req)
+		if err != nil {
+			return fmt.Errorf("%s: %v", cfg.title, err)
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		if resp.StatusCode != status {
+			return fmt.Errorf("%s: GET %s answered %d, want %d: %.200s", cfg.title, path, resp.StatusCode, status, body)
+		}
+		total1, ok1 := up.counts(cfg.ep.port)
+		reached := int64(0)
+		if status == http.StatusOK {
+			reached = 1
+		}
+		if total1-total0 != reached || ok1-ok0 != reached {
+			return fmt.Errorf("%s: GET %s reached the upstream %d times (want %d), %d as promised: %s", cfg.title, path, total1-total0, reached, ok1-ok0, up.bad(cfg.ep.port))
+		}
+		return nil
+	}
+	for _, cfg := range configs {
+		if err := send(cfg, "/", cfg.lines, http.StatusOK); err != nil {
+			return err
+		}
+	}
+	spoofed := append([]string{
+		"X-Forwarded-User: mallory",
+		"X_Forwarded_User: mallory",
+		"x-forwarded-email: mallory@evil.example",
+		"X_FORWARDED_GROUPS: admins",
+		"X-Forwarded-Preferred_Username: mallory@contoso.example",
+		"X-Forwarded-Roles: Admin",
+	}, lines...)
+	// Twice: the first may be authorize's, the second is the cache's.
+	for i := 0; i < 2; i++ {
+		if err := send(plugin, "/", spoofed, http.StatusOK); err != nil {
+			return fmt.Errorf("spoofed identity headers: %v", err)
+		}
+	}
+	for i := 0; i < 2; i++ {
+		if err := send(plugin, refusedPrefix+"report", lines, http.StatusForbidden); err != nil {
+			return fmt.Errorf("a refusing rule: %v", err)
+		}
+	}
+	progress("behaviour checked: identity, cookies, spoofed headers, a refusing rule")
 	return nil
 }
 
@@ -355,8 +580,11 @@ func (o *options) resolvePaths() error {
 	}
 	switch o.oauth2Proxy {
 	case "none":
+		if os.Getenv("CI") == "true" {
+			return errors.New("-oauth2-proxy none: CI=true, where every configuration must be measured; install oauth2-proxy (make bench does)")
+		}
 		o.oauth2Proxy = ""
-		progress("oauth2-proxy left out (-oauth2-proxy none)")
+		progress("%s (-oauth2-proxy none)", o2pMissing)
 	case "":
 		o.oauth2Proxy = filepath.Join(repo, ".cache", "bin", "oauth2-proxy")
 	}
@@ -397,28 +625,10 @@ func repeatSignIn(ctx context.Context, n int, do func() (*signIn, error)) (*sign
 	return all[0], all, nil
 }
 
-// checkSignedIn sends one request as the load will and checks that it
-// reached the upstream with an identity where one is required.
-func checkSignedIn(ctx context.Context, up *upstream, c *config) error {
-	total0, auth0 := up.snapshot(c.ep.port)
-	var cookies []string
-	if c.cookie != "" {
-		cookies = []string{c.cookie}
-	}
-	if _, err := drive(ctx, c.ep.url("/"), cookies, 1, 1); err != nil {
-		return fmt.Errorf("%s: %v", c.title, err)
-	}
-	total1, auth1 := up.snapshot(c.ep.port)
-	if total1-total0 != 1 || c.identity && auth1-auth0 != 1 {
-		return fmt.Errorf("%s: the request did not reach the upstream signed in", c.title)
-	}
-	return nil
-}
-
-// checkRun checks that every request of a wrk run succeeded and, where a
-// session is required, reached the upstream signed in: a redirect to the
-// sign-in page would count as a success for wrk, not for the upstream.
-func checkRun(c *config, res *wrkResult, total, authenticated int64, connections int) error {
+// checkRun checks that every request of a wrk run succeeded and reached
+// the upstream as the configuration promises: a redirect to the sign-in
+// page would count as a success for wrk, not for the upstream.
+func checkRun(c *config, res *wrkResult, total, ok int64, connections int, bad string) error {
 	switch {
 	case res.requests == 0:
 		return fmt.Errorf("%s: no request completed", c.title)
@@ -428,8 +638,8 @@ func checkRun(c *config, res *wrkResult, total, authenticated int64, connections
 		// Requests still in flight when wrk stops reach the upstream
 		// without being counted by wrk: a few per connection at most.
 		return fmt.Errorf("%s: wrk completed %d requests, the upstream received %d", c.title, res.requests, total)
-	case c.identity && authenticated != total:
-		return fmt.Errorf("%s: %d of %d requests reached the upstream without a signed-in user", c.title, total-authenticated, total)
+	case ok != total:
+		return fmt.Errorf("%s: %d of %d requests reached the upstream not as promised; the first: %s", c.title, total-ok, total, bad)
 	}
 	return nil
 }
@@ -438,8 +648,13 @@ func checkRun(c *config, res *wrkResult, total, authenticated int64, connections
 // of Traefik alone and of Traefik with the plugin after the same number of
 // requests, then with the plugin after two rounds of distinct sessions.
 type memoryResult struct {
-	requests, sessions int
-	steps              []memoryStep
+	requests, perStep int
+	steps             []memoryStep
+	// after maps a Traefik's name to its step after the requests
+	// ("alone", "loaded", "noop", "plugin"), and sessions[i] is the step
+	// after (i+1)*perStep distinct sessions.
+	after    map[string]int
+	sessions []int
 }
 
 type memoryStep struct {
@@ -447,8 +662,8 @@ type memoryStep struct {
 	rss, heap int64
 }
 
-func memoryCheck(ctx context.Context, o *options, dir string, up *upstream, pluginMiddleware map[string]interface{}, cookie, secret, cookieName, tenantID string) (*memoryResult, error) {
-	res := &memoryResult{requests: o.memRequests, sessions: o.memSessions}
+func memoryCheck(ctx context.Context, o *options, s *site, dir string, up *upstream, pluginMiddleware map[string]interface{}, aliceHeaders map[string]string, cookie, secret, cookieName, tenantID string) (*memoryResult, error) {
+	res := &memoryResult{requests: o.memRequests, perStep: o.memSessions, after: map[string]int{}}
 	measure := func(tr *traefik, what string) error {
 		heap, err := tr.heapAfterGC()
 		if err != nil {
@@ -462,26 +677,39 @@ func memoryCheck(ctx context.Context, o *options, dir string, up *upstream, plug
 		progress("memory: %-58s RSS %s, live heap %s", what, mib(rss), mib(heap))
 		return nil
 	}
+	lines := o.requestLines(cookie)
+	sent, kept := o.cookies(cookie)
 
 	// Traefik alone, without and with Yaegi holding the plugin (loaded, on
-	// no router): the second tells the plugin's code from its requests.
-	for _, loaded := range []bool{false, true} {
-		what, name := "Traefik alone", "traefik-alone"
-		if loaded {
-			what, name = "Traefik alone, plugin loaded and unused", "traefik-loaded"
-		}
-		progress("memory check: %s, %d requests", what, o.memRequests)
-		alone := &entrypoint{name: "alone"}
-		tr, err := startTraefik(ctx, name, o.traefik, o.repo, filepath.Join(dir, "mem-"+name), up.url, []*entrypoint{alone}, loaded)
+	// no router), and with the do-nothing plugin: the second tells the
+	// plugin's code from its requests, the third what any plugin costs.
+	runs := []struct {
+		what, name, key string
+		ep              *entrypoint
+		want            expectation
+		load            []string
+	}{
+		{"Traefik alone", "traefik-alone", "alone", &entrypoint{name: "alone"}, expectation{cookie: sent, checkCookie: true}, nil},
+		{"Traefik alone, plugin loaded and unused", "traefik-loaded", "loaded", &entrypoint{name: "alone"}, expectation{cookie: sent, checkCookie: true}, []string{pluginKey}},
+		{"Traefik + do-nothing plugin", "traefik-noop", "noop", &entrypoint{
+			name:       "noop",
+			middleware: map[string]interface{}{"plugin": map[string]interface{}{noopKey: map[string]interface{}{"value": "1"}}},
+		}, expectation{cookie: sent, checkCookie: true, noop: true}, nil},
+	}
+	for _, r := range runs {
+		progress("memory check: %s, %d requests", r.what, o.memRequests)
+		tr, err := startTraefik(ctx, s, r.name, filepath.Join(dir, "mem-"+r.name), []*entrypoint{r.ep}, r.load...)
 		if err != nil {
 			return nil, err
 		}
-		err = measure(tr, what+", started")
+		up.expect(r.ep.port, r.what, r.want)
+		err = measure(tr, r.what+", started")
 		if err == nil {
-			_, err = drive(ctx, alone.url("/"), []string{cookie}, o.memRequests, o.memConnections)
+			err = drivePromised(ctx, s.cert, up, r.ep, lines, nil, o.memRequests, o.memConnections, r.what)
 		}
 		if err == nil {
-			err = measure(tr, fmt.Sprintf("%s, after %d requests", what, o.memRequests))
+			err = measure(tr, fmt.Sprintf("%s, after %d requests", r.what, o.memRequests))
+			res.after[r.key] = len(res.steps) - 1
 		}
 		tr.stop()
 		if err != nil {
@@ -491,44 +719,68 @@ func memoryCheck(ctx context.Context, o *options, dir string, up *upstream, plug
 
 	plugin := &entrypoint{name: "plugin", middleware: pluginMiddleware}
 	progress("memory check: Traefik with the plugin, %d signed-in requests, then %d+%d distinct sessions", o.memRequests, o.memSessions, o.memSessions)
-	tr, err := startTraefik(ctx, "traefik-plugin", o.traefik, o.repo, filepath.Join(dir, "mem-plugin"), up.url, []*entrypoint{plugin}, false)
+	tr, err := startTraefik(ctx, s, "traefik-plugin", filepath.Join(dir, "mem-plugin"), []*entrypoint{plugin})
 	if err != nil {
 		return nil, err
 	}
 	defer tr.stop()
+	up.expect(plugin.port, "Traefik + plugin", expectation{identity: aliceHeaders, cookie: kept, checkCookie: true})
 	if err := measure(tr, "Traefik + plugin, started"); err != nil {
 		return nil, err
 	}
-	signedIn := func(cookies []string, n int, what string) error {
-		total0, auth0 := up.snapshot(plugin.port)
-		if _, err := drive(ctx, plugin.url("/"), cookies, n, o.memConnections); err != nil {
-			return fmt.Errorf("%s: %v", what, err)
-		}
-		total1, auth1 := up.snapshot(plugin.port)
-		if total1-total0 != int64(n) || auth1-auth0 != int64(n) {
-			return fmt.Errorf("%s: %d requests, %d reached the upstream, %d signed in", what, n, total1-total0, auth1-auth0)
-		}
-		return measure(tr, what)
-	}
-	if err := signedIn([]string{cookie}, o.memRequests, fmt.Sprintf("Traefik + plugin, after %d signed-in requests", o.memRequests)); err != nil {
+	what := fmt.Sprintf("Traefik + plugin, after %d signed-in requests", o.memRequests)
+	if err := drivePromised(ctx, s.cert, up, plugin, lines, nil, o.memRequests, o.memConnections, what); err != nil {
 		return nil, err
 	}
+	if err := measure(tr, what); err != nil {
+		return nil, err
+	}
+	res.after["plugin"] = len(res.steps) - 1
+	// Distinct users: their identity headers differ, each must be there.
+	anyone := map[string]string{}
+	for name := range aliceHeaders {
+		anyone[name] = ""
+	}
+	up.expect(plugin.port, "Traefik + plugin, distinct sessions", expectation{identity: anyone, cookie: kept, checkCookie: true})
 	for step := 1; step <= 2; step++ {
 		entra := pluginMiddleware["plugin"].(map[string]interface{})[pluginKey].(map[string]interface{})["microsoftEntraID"].(map[string]interface{})
 		aad := session.AAD(cookieName, entra["authorityHost"].(string), tenantID, entra["clientID"].(string))
-		cookies, err := sealSessions(secret, cookieName, aad, tenantID, o.memSessions)
+		sessions, err := sealSessions(secret, cookieName, aad, tenantID, o.memSessions)
 		if err != nil {
 			return nil, err
+		}
+		cookies := make([]string, 0, 2*len(sessions))
+		for _, c := range sessions {
+			sent, _ := o.cookies(c)
+			cookies = append(cookies, sent)
 		}
 		// Each session twice: the second request of each is the one a
 		// cache would serve.
 		cookies = append(cookies, cookies...)
 		what := fmt.Sprintf("Traefik + plugin, after %d distinct sessions", step*o.memSessions)
-		if err := signedIn(cookies, len(cookies), what); err != nil {
+		if err := drivePromised(ctx, s.cert, up, plugin, o.headerLines(), cookies, len(cookies), o.memConnections, what); err != nil {
 			return nil, err
 		}
+		if err := measure(tr, what); err != nil {
+			return nil, err
+		}
+		res.sessions = append(res.sessions, len(res.steps)-1)
 	}
 	return res, nil
+}
+
+// drivePromised sends n requests with drive and checks that every one
+// reached the upstream as promised.
+func drivePromised(ctx context.Context, cert *certificate, up *upstream, ep *entrypoint, lines, cookies []string, n, conc int, what string) error {
+	total0, ok0 := up.counts(ep.port)
+	if _, err := drive(ctx, cert, ep.url("/"), lines, cookies, n, conc); err != nil {
+		return fmt.Errorf("%s: %v", what, err)
+	}
+	total1, ok1 := up.counts(ep.port)
+	if total1-total0 != int64(n) || ok1-ok0 != int64(n) {
+		return fmt.Errorf("%s: %d requests, %d reached the upstream, %d as promised: %s", what, n, total1-total0, ok1-ok0, up.bad(ep.port))
+	}
+	return nil
 }
 
 // sealSessions makes n valid session cookies of n different users, sealed

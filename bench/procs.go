@@ -19,7 +19,7 @@ import (
 
 // Bounds for every wait, so that a hang ends the run with a message.
 const (
-	startTimeout = 90 * time.Second // Traefik start, including Yaegi loading the plugin
+	startTimeout = 3 * time.Minute // Traefik start, including Yaegi loading the plugin (under valgrind too)
 	stopTimeout  = 10 * time.Second
 )
 
@@ -32,13 +32,16 @@ type process struct {
 	exited chan struct{}
 }
 
-func startProcess(name, dir, logFile string, argv ...string) (*process, error) {
+func startProcess(name, dir, logFile string, env []string, argv ...string) (*process, error) {
 	out, err := os.Create(logFile)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout = out
 	cmd.Stderr = out
 	// Its own process group keeps a Ctrl-C in the terminal for the bench,
@@ -120,47 +123,85 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// entrypoint is one plain-HTTP entry point of a Traefik under test with
-// the router on it: its middleware (nil for none) and the port it got.
+// entrypoint is one HTTPS entry point of a Traefik under test with the
+// router on it: its middleware (nil for none), the routers on some path
+// prefixes in front of it, and the port it got.
 type entrypoint struct {
 	name       string
 	middleware map[string]interface{} // the middleware's dynamic configuration
+	prefixes   []prefixRoute
 	port       int
 }
 
+// prefixRoute is a router for the paths under prefix, with its own
+// middleware, on an entry point.
+type prefixRoute struct {
+	name, prefix string
+	middleware   map[string]interface{}
+}
+
 func (e *entrypoint) url(path string) string {
-	return fmt.Sprintf("http://127.0.0.1:%d%s", e.port, path)
+	return fmt.Sprintf("https://127.0.0.1:%d%s", e.port, path)
 }
 
 // traefik is a running Traefik with one router per entry point, all in
 // front of the same upstream.
 type traefik struct {
 	*process
+	site    *site
 	apiPort int
 	eps     []*entrypoint
 }
 
+// site is what every Traefik of a run shares: the binary, the plugins it
+// loads in local mode, the certificate of its entry points and the
+// upstream behind them.
+type site struct {
+	bin      string
+	plugins  map[string]string // plugin key in the static configuration -> module name
+	sources  map[string]string // module name -> directory
+	cert     *certificate
+	upstream string
+	// wrap and env run Traefik under another program (valgrind) with
+	// more environment; callgrindDir holds callgrind's dumps.
+	wrap, env    []string
+	callgrindDir string
+}
+
 const (
 	pluginKey  = "entraauth"
+	noopKey    = "noop"
 	moduleName = "github.com/tfa-plugin/entraauth"
+	noopModule = "github.com/tfa-plugin/noop"
 )
 
-// startTraefik runs bin in a fresh directory under dir with the plugin of
-// repo in local mode, and waits until every router and middleware is
-// enabled. Traefik loads the plugin when a middleware uses it, or when
-// loadPlugin is set.
-func startTraefik(ctx context.Context, name, bin, repo, dir, upstream string, eps []*entrypoint, loadPlugin bool) (*traefik, error) {
+func newSite(bin, repo, upstream string, cert *certificate) *site {
+	return &site{
+		bin:      bin,
+		plugins:  map[string]string{pluginKey: moduleName, noopKey: noopModule},
+		sources:  map[string]string{moduleName: repo, noopModule: filepath.Join(repo, "bench", "noop")},
+		cert:     cert,
+		upstream: upstream,
+	}
+}
+
+// startTraefik runs Traefik in a fresh directory under dir and waits until
+// every router and middleware is enabled. Traefik loads a plugin when a
+// middleware uses it, or when its key is in load.
+func startTraefik(ctx context.Context, s *site, name, dir string, eps []*entrypoint, load ...string) (*traefik, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	// Traefik loads local plugins from ./plugins-local/src/<module> of its
-	// working directory; Yaegi follows the symlink.
-	pluginDir := filepath.Join(dir, "plugins-local", "src", filepath.FromSlash(moduleName))
-	if err := os.MkdirAll(filepath.Dir(pluginDir), 0o755); err != nil {
-		return nil, err
-	}
-	if err := os.Symlink(repo, pluginDir); err != nil {
-		return nil, err
+	// working directory; Yaegi follows the symlinks.
+	for module, src := range s.sources {
+		pluginDir := filepath.Join(dir, "plugins-local", "src", filepath.FromSlash(module))
+		if err := os.MkdirAll(filepath.Dir(pluginDir), 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.Symlink(src, pluginDir); err != nil {
+			return nil, err
+		}
 	}
 	apiPort, err := freePort()
 	if err != nil {
@@ -171,6 +212,28 @@ func startTraefik(ctx context.Context, name, bin, repo, dir, upstream string, ep
 	}
 	routers := map[string]interface{}{}
 	middlewares := map[string]interface{}{}
+	used := map[string]bool{}
+	for _, key := range load {
+		used[key] = true
+	}
+	addRouter := func(name, rule, ep string, middleware map[string]interface{}) {
+		router := map[string]interface{}{
+			"rule":        rule,
+			"entryPoints": []string{ep},
+			"service":     "upstream",
+			"tls":         map[string]interface{}{},
+		}
+		if middleware != nil {
+			middlewares[name] = middleware
+			router["middlewares"] = []string{name}
+			if plugin, ok := middleware["plugin"].(map[string]interface{}); ok {
+				for key := range plugin {
+					used[key] = true
+				}
+			}
+		}
+		routers[name] = router
+	}
 	for _, ep := range eps {
 		if ep.port, err = freePort(); err != nil {
 			return nil, err
@@ -179,16 +242,11 @@ func startTraefik(ctx context.Context, name, bin, repo, dir, upstream string, ep
 			"address":   fmt.Sprintf("127.0.0.1:%d", ep.port),
 			"transport": map[string]interface{}{"lifeCycle": map[string]interface{}{"graceTimeOut": "1s"}},
 		}
-		router := map[string]interface{}{
-			"rule":        "PathPrefix(`/`)",
-			"entryPoints": []string{ep.name},
-			"service":     "upstream",
+		addRouter(ep.name, "PathPrefix(`/`)", ep.name, ep.middleware)
+		for _, pr := range ep.prefixes {
+			// Longer rules win: the prefix's router comes first.
+			addRouter(pr.name, "PathPrefix(`"+pr.prefix+"`)", ep.name, pr.middleware)
 		}
-		if ep.middleware != nil {
-			middlewares[ep.name] = ep.middleware
-			router["middlewares"] = []string{ep.name}
-		}
-		routers[ep.name] = router
 	}
 	static := map[string]interface{}{
 		"global":      map[string]interface{}{"checkNewVersion": false, "sendAnonymousUsage": false},
@@ -205,7 +263,7 @@ func startTraefik(ctx context.Context, name, bin, repo, dir, upstream string, ep
 		"services": map[string]interface{}{
 			"upstream": map[string]interface{}{
 				"loadBalancer": map[string]interface{}{
-					"servers": []interface{}{map[string]interface{}{"url": upstream}},
+					"servers": []interface{}{map[string]interface{}{"url": s.upstream}},
 				},
 			},
 		},
@@ -214,18 +272,25 @@ func startTraefik(ctx context.Context, name, bin, repo, dir, upstream string, ep
 	if len(middlewares) > 0 {
 		httpConfig["middlewares"] = middlewares
 	}
-	dynamic := map[string]interface{}{"http": httpConfig}
-	// Only a Traefik that uses the plugin loads it by default: Traefik
-	// alone is then Traefik without Yaegi.
-	for _, ep := range eps {
-		if _, ok := ep.middleware["plugin"]; ok {
-			loadPlugin = true
-		}
+	certificate := map[string]interface{}{"certFile": s.cert.certFile, "keyFile": s.cert.keyFile}
+	dynamic := map[string]interface{}{
+		"http": httpConfig,
+		"tls": map[string]interface{}{
+			"stores": map[string]interface{}{"default": map[string]interface{}{"defaultCertificate": certificate}},
+		},
 	}
-	if loadPlugin {
-		static["experimental"] = map[string]interface{}{
-			"localPlugins": map[string]interface{}{pluginKey: map[string]interface{}{"moduleName": moduleName}},
+	// Only the plugins a Traefik uses (or is told to load) are loaded:
+	// Traefik alone is then Traefik without Yaegi.
+	local := map[string]interface{}{}
+	for key := range used {
+		module, ok := s.plugins[key]
+		if !ok {
+			return nil, fmt.Errorf("no local plugin %q", key)
 		}
+		local[key] = map[string]interface{}{"moduleName": module}
+	}
+	if len(local) > 0 {
+		static["experimental"] = map[string]interface{}{"localPlugins": local}
 	}
 	// YAML is a superset of JSON; the .yaml names pick Traefik's decoder.
 	for file, v := range map[string]interface{}{"traefik.yaml": static, "dynamic.yaml": dynamic} {
@@ -240,12 +305,17 @@ func startTraefik(ctx context.Context, name, bin, repo, dir, upstream string, ep
 			return nil, err
 		}
 	}
-	p, err := startProcess(name, dir, filepath.Join(dir, "traefik.log"), bin, "--configFile="+filepath.Join(dir, "traefik.yaml"))
+	argv := append(append([]string(nil), s.wrap...), s.bin, "--configFile="+filepath.Join(dir, "traefik.yaml"))
+	p, err := startProcess(name, dir, filepath.Join(dir, "traefik.log"), s.env, argv...)
 	if err != nil {
 		return nil, err
 	}
-	tr := &traefik{process: p, apiPort: apiPort, eps: eps}
-	if err := tr.waitReady(ctx); err != nil {
+	var names []string
+	for router := range routers {
+		names = append(names, router)
+	}
+	tr := &traefik{process: p, site: s, apiPort: apiPort, eps: eps}
+	if err := tr.waitReady(ctx, names, middlewares); err != nil {
 		tr.stop()
 		return nil, fmt.Errorf("%s: %v\n%s", name, err, tr.logTail(40))
 	}
@@ -254,7 +324,7 @@ func startTraefik(ctx context.Context, name, bin, repo, dir, upstream string, ep
 
 // waitReady polls Traefik's API until every router and middleware is
 // enabled, failing fast when Traefik exits or disables plugins.
-func (tr *traefik) waitReady(ctx context.Context) error {
+func (tr *traefik) waitReady(ctx context.Context, routers []string, middlewares map[string]interface{}) error {
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	c := &http.Client{Timeout: 2 * time.Second}
@@ -269,13 +339,13 @@ func (tr *traefik) waitReady(ctx context.Context) error {
 			}
 		}
 		ready := true
-		for _, ep := range tr.eps {
+		for _, name := range routers {
 			kinds := []string{"routers"}
-			if ep.middleware != nil {
+			if middlewares[name] != nil {
 				kinds = append(kinds, "middlewares")
 			}
 			for _, kind := range kinds {
-				st, err := tr.apiStatus(c, kind, ep.name)
+				st, err := tr.apiStatus(c, kind, name)
 				if err != nil {
 					return err
 				}
@@ -345,6 +415,31 @@ func (tr *traefik) heapAfterGC() (int64, error) {
 	return strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
 }
 
+// memstats are the counters of Traefik's allocations (expvar, with
+// api.debug).
+type memstats struct {
+	Mallocs, TotalAlloc uint64
+}
+
+func (tr *traefik) memstats() (*memstats, error) {
+	c := &http.Client{Timeout: 30 * time.Second}
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/vars", tr.apiPort))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Memstats *memstats `json:"memstats"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		return nil, fmt.Errorf("/debug/vars: %v", err)
+	}
+	if v.Memstats == nil {
+		return nil, errors.New("/debug/vars: no memstats")
+	}
+	return v.Memstats, nil
+}
+
 // cpuProfile writes a CPU profile of Traefik over d to file.
 func (tr *traefik) cpuProfile(ctx context.Context, d time.Duration, file string) error {
 	if d < time.Second {
@@ -396,7 +491,7 @@ func startOAuth2Proxy(ctx context.Context, bin, dir, issuer, clientID, clientSec
 		return nil, err
 	}
 	o := &oauth2Proxy{port: port}
-	o.process, err = startProcess("oauth2-proxy", dir, filepath.Join(dir, "oauth2-proxy.log"), bin,
+	o.process, err = startProcess("oauth2-proxy", dir, filepath.Join(dir, "oauth2-proxy.log"), nil, bin,
 		"--provider=oidc",
 		"--oidc-issuer-url="+issuer,
 		"--client-id="+clientID,

@@ -11,14 +11,16 @@ import (
 
 // report is everything one run measured.
 type report struct {
-	machine        string
-	opts           *options
-	configs        []*config
-	traefikRSS     int64
-	oauth2ProxyRSS int64
-	signIns        []signInSummary
-	memory         *memoryResult
-	loadAfter      string
+	machine string
+	opts    *options
+	configs []*config
+	// The configurations by role; oauth2Proxy is nil when left out.
+	alone, noop, plugin, oauth2Proxy *config
+	traefikRSS                       int64
+	oauth2ProxyRSS                   int64
+	signIns                          []signInSummary
+	memory                           *memoryResult
+	loadAfter                        string
 }
 
 // summary folds the rounds of one configuration: mean requests/s, and the
@@ -43,13 +45,31 @@ func (c *config) summary() summary {
 	return s
 }
 
+// share is c's throughput as a share of ref's: the median over rounds of
+// the ratio within each round (the configurations of a round ran one
+// after another, so that a slow patch of the machine hits both), and the
+// lowest and highest of those ratios.
+func (c *config) share(ref *config) (mid, low, high float64) {
+	var ratios []float64
+	for i, r := range c.rounds {
+		if i < len(ref.rounds) && ref.rounds[i].rps > 0 {
+			ratios = append(ratios, r.rps/ref.rounds[i].rps)
+		}
+	}
+	if len(ratios) == 0 {
+		return 0, 0, 0
+	}
+	sort.Float64s(ratios)
+	return ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1]
+}
+
 func median(ds []time.Duration) time.Duration {
 	sorted := append([]time.Duration(nil), ds...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
 	return sorted[len(sorted)/2]
 }
 
-// findings are the ratios and checks against the targets.
+// finding is one ratio or check against the targets.
 type finding struct {
 	what, value, target string
 	met                 bool
@@ -57,26 +77,30 @@ type finding struct {
 
 func (r *report) findings() []finding {
 	var out []finding
-	alone, plugin := r.configs[0].summary(), r.configs[1].summary()
-	ratio := plugin.rps / alone.rps
-	out = append(out, finding{"throughput plugin / alone (2/1)", fmt.Sprintf("%.2f", floor2(ratio)), ">= 0.90", ratio >= 0.90})
-	if len(r.configs) > 2 {
-		o2p := r.configs[2].summary()
-		x := plugin.rps / o2p.rps
-		out = append(out, finding{"throughput plugin / oauth2-proxy (2/3)", fmt.Sprintf("%.2fx", floor2(x)), ">= 3x", x >= 3})
+	share, low, high := r.plugin.share(r.noop)
+	out = append(out, finding{"throughput plugin / do-nothing plugin (3/2)", fmt.Sprintf("%.2f (%.2f-%.2f)", floor2(share), floor2(low), floor2(high)), ">= 0.90", share >= 0.90})
+	share, low, high = r.plugin.share(r.alone)
+	out = append(out, finding{"  plugin / alone (3/1)", fmt.Sprintf("%.2f (%.2f-%.2f)", floor2(share), floor2(low), floor2(high)), "", true})
+	share, low, high = r.noop.share(r.alone)
+	out = append(out, finding{"  do-nothing plugin / alone (2/1)", fmt.Sprintf("%.2f (%.2f-%.2f)", floor2(share), floor2(low), floor2(high)), "", true})
+	if r.oauth2Proxy != nil {
+		x, low, high := r.plugin.share(r.oauth2Proxy)
+		out = append(out, finding{"throughput plugin / oauth2-proxy (3/4)", fmt.Sprintf("%.2fx (%.2f-%.2f)", floor2(x), floor2(low), floor2(high)), ">= 3.3x", x >= 3.3})
+	} else {
+		out = append(out, finding{"throughput plugin / oauth2-proxy (3/4)", "NOT MEASURED", ">= 3.3x", false})
 	}
-	added := r.configs[1].paced99 - r.configs[0].paced99
-	out = append(out, finding{fmt.Sprintf("added p99 latency at %d req/s (2 - 1)", r.opts.rate), ms(added), "< 1 ms", added < time.Millisecond})
-	if m := r.memory; m != nil && len(m.steps) == 8 {
-		// steps: alone started and after; alone with the plugin loaded,
-		// started and after; plugin started, after, after sessions, after
-		// twice the sessions.
-		d := m.steps[5].rss - m.steps[1].rss
-		out = append(out, finding{fmt.Sprintf("RSS plugin - alone after %d requests", m.requests), signedMiB(d), "< 20 MB", d < 20e6})
-		l := m.steps[5].rss - m.steps[3].rss
-		out = append(out, finding{"  of which requests (plugin - alone with it loaded)", signedMiB(l), "", true})
-		g := m.steps[7].heap - m.steps[6].heap
-		out = append(out, finding{fmt.Sprintf("live heap growth from %d to %d distinct sessions", m.sessions, 2*m.sessions), signedMiB(g), "bounded (~0)", g < 2<<20})
+	added := r.plugin.paced99 - r.alone.paced99
+	out = append(out, finding{fmt.Sprintf("added p99 latency at %d req/s (3 - 1)", r.opts.rate), ms(added), "< 1 ms", added < time.Millisecond})
+	if m := r.memory; m != nil && len(m.sessions) == 2 {
+		step := func(name string) memoryStep { return m.steps[m.after[name]] }
+		d := step("plugin").rss - step("alone").rss
+		out = append(out, finding{fmt.Sprintf("RSS plugin - alone after %d requests", m.requests), signedMiB(d), "<= +20 MiB", d <= 20<<20})
+		l := step("plugin").rss - step("loaded").rss
+		out = append(out, finding{"  of which the requests (plugin - alone with it loaded)", signedMiB(l), "", true})
+		n := step("noop").rss - step("alone").rss
+		out = append(out, finding{"  do-nothing plugin - alone", signedMiB(n), "", true})
+		g := m.steps[m.sessions[1]].heap - m.steps[m.sessions[0]].heap
+		out = append(out, finding{fmt.Sprintf("live heap growth from %d to %d distinct sessions", m.perStep, 2*m.perStep), signedMiB(g), "bounded (~0)", g < 2<<20})
 	}
 	return out
 }
@@ -91,30 +115,44 @@ func signedMiB(n int64) string {
 	return fmt.Sprintf("%+.1f MiB", float64(n)/(1<<20))
 }
 
+// request describes what every request sent.
+func (r *report) request() string {
+	if r.opts.minimal {
+		return "Host and Cookie only (-minimal)"
+	}
+	return "a browser's navigation: Chromium's headers, the session cookie among two of the site's own"
+}
+
 func (r *report) print(w io.Writer) {
 	o := r.opts
 	fmt.Fprintf(w, "\nentraauth benchmark: %s; load average at the end %s\n", r.machine, r.loadAfter)
-	fmt.Fprintf(w, "wrk: %d thread(s), %d connections, %d round(s) of %v per configuration in rotating order, after %v of warm-up; plain HTTP on 127.0.0.1; Traefik log level ERROR\n\n",
+	fmt.Fprintf(w, "wrk: %d thread(s), %d connections, %d round(s) of %v per configuration in rotating order, after %v of warm-up; HTTPS on 127.0.0.1; Traefik log level ERROR\n",
 		o.threads, o.connections, o.rounds, o.duration, o.warmup)
-	fmt.Fprintf(w, "%-42s %9s %10s %10s %12s %12s   %s\n", "configuration", "req/s", "p50", "p99", "p50 @rate", "p99 @rate", "req/s per round")
+	fmt.Fprintf(w, "every request: %s\n\n", r.request())
+	fmt.Fprintf(w, "%-42s %9s %6s %6s %10s %10s %12s %12s   %s\n", "configuration", "req/s", "/1", "/2", "p50", "p99", "p50 @rate", "p99 @rate", "req/s per round")
 	for _, c := range r.configs {
 		s := c.summary()
 		var rounds []string
 		for _, v := range s.perRound {
 			rounds = append(rounds, fmt.Sprintf("%.0f", v))
 		}
-		fmt.Fprintf(w, "%-42s %9.0f %10s %10s %12s %12s   %s\n", c.title, s.rps, ms(s.p50), ms(s.p99), ms(c.paced50), ms(c.paced99), strings.Join(rounds, " "))
+		ofAlone, _, _ := c.share(r.alone)
+		ofNoop, _, _ := c.share(r.noop)
+		fmt.Fprintf(w, "%-42s %9.0f %6.2f %6.2f %10s %10s %12s %12s   %s\n", c.title, s.rps, floor2(ofAlone), floor2(ofNoop), ms(s.p50), ms(s.p99), ms(c.paced50), ms(c.paced99), strings.Join(rounds, " "))
 	}
-	fmt.Fprintf(w, "(req/s, p50, p99: wrk, saturating; @rate: %d req/s from 4 connections for %v, below saturation)\n", o.rate, o.rateDuration)
+	fmt.Fprintf(w, "(/1, /2: share of Traefik alone and of the do-nothing plugin, median of the rounds; req/s, p50, p99: wrk, saturating; @rate: %d req/s from 4 connections for %v, below saturation)\n", o.rate, o.rateDuration)
+	if r.oauth2Proxy == nil {
+		fmt.Fprintln(w, o2pMissing)
+	}
 	fmt.Fprintln(w)
 	for _, f := range r.findings() {
 		if f.target == "" {
-			fmt.Fprintf(w, "%-52s %12s\n", f.what, f.value)
+			fmt.Fprintf(w, "%-56s %18s\n", f.what, f.value)
 			continue
 		}
-		fmt.Fprintf(w, "%-52s %12s   target %-12s %s\n", f.what, f.value, f.target, metWord(f.met))
+		fmt.Fprintf(w, "%-56s %18s   target %-12s %s\n", f.what, f.value, f.target, metWord(f.met))
 	}
-	fmt.Fprintf(w, "\nTraefik RSS after the run (three entry points): %s", mib(r.traefikRSS))
+	fmt.Fprintf(w, "\nTraefik RSS after the run (%d entry points): %s", len(r.configs), mib(r.traefikRSS))
 	if r.oauth2ProxyRSS > 0 {
 		fmt.Fprintf(w, "; oauth2-proxy RSS: %s", mib(r.oauth2ProxyRSS))
 	}
@@ -143,13 +181,18 @@ func metWord(met bool) string {
 func (r *report) markdown(w io.Writer) {
 	o := r.opts
 	fmt.Fprintf(w, "Machine: %s; load average at the end %s.\n", r.machine, r.loadAfter)
-	fmt.Fprintf(w, "Load: wrk, %d thread(s), %d connections, %d round(s) of %v per configuration in rotating order after %v of warm-up.\n\n",
-		o.threads, o.connections, o.rounds, o.duration, o.warmup)
-	fmt.Fprintf(w, "| configuration | requests/s | p50 | p99 | p50 at %d req/s | p99 at %d req/s |\n", o.rate, o.rate)
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
+	fmt.Fprintf(w, "Load: wrk, %d thread(s), %d connections, %d round(s) of %v per configuration in rotating order after %v of warm-up, HTTPS; every request %s.\n\n",
+		o.threads, o.connections, o.rounds, o.duration, o.warmup, r.request())
+	fmt.Fprintf(w, "| configuration | requests/s | share of 1 | share of 2 | p50 | p99 | p50 at %d req/s | p99 at %d req/s |\n", o.rate, o.rate)
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")
 	for _, c := range r.configs {
 		s := c.summary()
-		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s | %s |\n", strings.TrimSpace(c.title[2:]), s.rps, ms(s.p50), ms(s.p99), ms(c.paced50), ms(c.paced99))
+		ofAlone, _, _ := c.share(r.alone)
+		ofNoop, _, _ := c.share(r.noop)
+		fmt.Fprintf(w, "| %s | %.0f | %.2f | %.2f | %s | %s | %s | %s |\n", c.title, s.rps, floor2(ofAlone), floor2(ofNoop), ms(s.p50), ms(s.p99), ms(c.paced50), ms(c.paced99))
+	}
+	if r.oauth2Proxy == nil {
+		fmt.Fprintf(w, "\n**%s**\n", o2pMissing)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| measure | value | target |")
@@ -161,7 +204,7 @@ func (r *report) markdown(w io.Writer) {
 		}
 		fmt.Fprintf(w, "| %s | %s | %s (%s) |\n", f.what, f.value, f.target, metWord(f.met))
 	}
-	fmt.Fprintf(w, "| Traefik RSS after the run (three entry points) | %s | |\n", mib(r.traefikRSS))
+	fmt.Fprintf(w, "| Traefik RSS after the run (%d entry points) | %s | |\n", len(r.configs), mib(r.traefikRSS))
 	if m := r.memory; m != nil {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "| memory check | RSS | live heap after GC |")

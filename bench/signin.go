@@ -13,20 +13,21 @@ import (
 	"time"
 )
 
-// browser is a user agent with a cookie jar that follows no redirect by
+// userAgent is a browser with a cookie jar that follows no redirect by
 // itself, so that each hop of a sign-in can be checked and timed.
-type browser struct {
+type userAgent struct {
 	hc  *http.Client
 	jar *cookiejar.Jar
 }
 
-func newBrowser() *browser {
+func newUserAgent(cert *certificate) *userAgent {
 	jar, _ := cookiejar.New(nil)
-	return &browser{
+	return &userAgent{
 		jar: jar,
 		hc: &http.Client{
-			Jar:     jar,
-			Timeout: 20 * time.Second,
+			Jar:       jar,
+			Transport: &http.Transport{TLSClientConfig: cert.clientTLS()},
+			Timeout:   20 * time.Second,
 			CheckRedirect: func(req *http.Request, via []*http.Request) error {
 				return http.ErrUseLastResponse
 			},
@@ -36,7 +37,7 @@ func newBrowser() *browser {
 
 // get requests rawURL as a navigation and returns the status, the Location
 // header and the body (read in full, so that the connection is reused).
-func (b *browser) get(ctx context.Context, rawURL string) (int, string, string, error) {
+func (b *userAgent) get(ctx context.Context, rawURL string) (int, string, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
 		return 0, "", "", err
@@ -63,7 +64,7 @@ func (b *browser) get(ctx context.Context, rawURL string) (int, string, string, 
 }
 
 // expect fetches rawURL and checks its status.
-func (b *browser) expect(ctx context.Context, rawURL string, status int) (string, string, error) {
+func (b *userAgent) expect(ctx context.Context, rawURL string, status int) (string, string, error) {
 	got, loc, body, err := b.get(ctx, rawURL)
 	if err != nil {
 		return "", "", err
@@ -76,7 +77,7 @@ func (b *browser) expect(ctx context.Context, rawURL string, status int) (string
 
 // cookieHeader is the Cookie header the jar sends to rawURL, limited to the
 // cookies keep accepts.
-func (b *browser) cookieHeader(rawURL string, keep func(name string) bool) string {
+func (b *userAgent) cookieHeader(rawURL string, keep func(name string) bool) string {
 	u, _ := url.Parse(rawURL)
 	var parts []string
 	for _, c := range b.jar.Cookies(u) {
@@ -99,8 +100,8 @@ type signIn struct {
 // first visit redirects to the tenant, which approves at once and redirects
 // to the callback, which redeems the code, verifies the ID token, sets the
 // session cookie and sends the browser back.
-func pluginSignIn(ctx context.Context, ep *entrypoint, cookieName string) (*signIn, error) {
-	b := newBrowser()
+func pluginSignIn(ctx context.Context, cert *certificate, ep *entrypoint, cookieName string) (*signIn, error) {
+	b := newUserAgent(cert)
 	start := time.Now()
 	authorize, _, err := b.expect(ctx, ep.url("/"), http.StatusFound)
 	if err != nil {
@@ -135,8 +136,8 @@ func pluginSignIn(ctx context.Context, ep *entrypoint, cookieName string) (*sign
 // oauth2ProxySignIn does oauth2-proxy's login flow: /oauth2/start
 // redirects to the tenant, which redirects to /oauth2/callback, which
 // redeems the code, verifies the ID token and sets the session cookie.
-func oauth2ProxySignIn(ctx context.Context, o *oauth2Proxy) (*signIn, error) {
-	b := newBrowser()
+func oauth2ProxySignIn(ctx context.Context, cert *certificate, o *oauth2Proxy) (*signIn, error) {
+	b := newUserAgent(cert)
 	start := time.Now()
 	authorize, _, err := b.expect(ctx, o.url("/oauth2/start?rd=%2F"), http.StatusFound)
 	if err != nil {

@@ -1,0 +1,3 @@
+module github.com/tfa-plugin/noop
+
+go 1.21
