@@ -215,11 +215,9 @@ func (m *Middleware) resolveGroups(ctx context.Context, claims *entraid.Claims, 
 			Code:    "groups_unavailable",
 			Hint:    "The app registration needs the delegated Microsoft Graph permission User.Read (granted with admin consent where users cannot consent).",
 		}
-		for e := err; e != nil; e = errors.Unwrap(e) {
-			if ee, ok := e.(*entraid.Error); ok {
-				p.Code = ee.Code
-				p.TraceID = ee.TraceID
-			}
+		if ee := entraError(err); ee != nil {
+			p.Code = ee.Code
+			p.TraceID = ee.TraceID
 		}
 		return nil, false, p
 	}

@@ -36,27 +36,25 @@ func internalProblem() *problem {
 // operator (Entra's messages carry no secrets).
 func (m *Middleware) upstreamProblem(err error) *problem {
 	m.log.Printf("Microsoft Entra ID: %v", err)
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if ee, ok := e.(*entraid.Error); ok {
-			p := &problem{
-				Status:  http.StatusBadGateway,
-				Title:   "Microsoft Entra ID refused the sign-in",
-				Message: firstLine(ee.Description),
-				Code:    ee.Code,
-				AADSTS:  ee.AADSTS(),
-				TraceID: ee.TraceID,
-				Hint:    ee.Hint(),
-			}
-			if m.assertions != nil {
-				// The assertion cache knows what it sent: name the issuer,
-				// subject and audience the federated credential must match.
-				if advice := m.assertions.Advice(ee.ErrorCodes); advice != "" {
-					p.Hint = advice
-					m.log.Printf("federated credential: %s", advice)
-				}
-			}
-			return p
+	if ee := entraError(err); ee != nil {
+		p := &problem{
+			Status:  http.StatusBadGateway,
+			Title:   "Microsoft Entra ID refused the sign-in",
+			Message: firstLine(ee.Description),
+			Code:    ee.Code,
+			AADSTS:  ee.AADSTS(),
+			TraceID: ee.TraceID,
+			Hint:    ee.Hint(),
 		}
+		if m.assertions != nil {
+			// The assertion cache knows what it sent: name the issuer,
+			// subject and audience the federated credential must match.
+			if advice := m.assertions.Advice(ee.ErrorCodes); advice != "" {
+				p.Hint = advice
+				m.log.Printf("federated credential: %s", advice)
+			}
+		}
+		return p
 	}
 	if ae, ok := assertion.AsError(err); ok {
 		return &problem{
@@ -83,6 +81,18 @@ func (m *Middleware) upstreamProblem(err error) *problem {
 		Message: "Signing in is not possible right now because Microsoft Entra ID could not be reached. Please try again in a moment.",
 		Code:    "idp_unavailable",
 	}
+}
+
+// entraError finds the answer of Entra ID (or Microsoft Graph) that err
+// wraps, or returns nil: a type assertion down the chain, which Yaegi
+// follows where errors.As does not.
+func entraError(err error) *entraid.Error {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if ee, ok := e.(*entraid.Error); ok {
+			return ee
+		}
+	}
+	return nil
 }
 
 // callbackErrorProblem explains an error Entra ID sent back to the callback

@@ -216,14 +216,13 @@ func (m *Middleware) refreshSession(ctx context.Context, s *session.Session, now
 // same. Problems of the app's own credential (invalid_client) are not the
 // user's session's: they get an error page for the operator.
 func refusal(err error) (string, bool) {
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if ee, ok := e.(*entraid.Error); ok {
-			switch ee.Code {
-			case "invalid_grant", "interaction_required", "login_required", "consent_required":
-				return ee.Code + " " + ee.AADSTS() + " (trace ID " + ee.TraceID + ")", true
-			}
-			return "", false
-		}
+	ee := entraError(err)
+	if ee == nil {
+		return "", false
+	}
+	switch ee.Code {
+	case "invalid_grant", "interaction_required", "login_required", "consent_required":
+		return ee.Code + " " + ee.AADSTS() + " (trace ID " + ee.TraceID + ")", true
 	}
 	return "", false
 }

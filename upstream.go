@@ -2,7 +2,6 @@ package entraauth
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -77,14 +76,7 @@ func (m *Middleware) mintUpstreamToken(s *session.Session, now time.Time) *upstr
 	defer cancel()
 	tok, err := m.client.Refresh(ctx, s.RefreshToken, m.upstream.scope)
 	if err != nil {
-		var ee *entraid.Error
-		for e := err; e != nil; e = errors.Unwrap(e) {
-			if x, ok := e.(*entraid.Error); ok {
-				ee = x
-				break
-			}
-		}
-		if ee != nil && consentMissing(ee) {
+		if ee := entraError(err); ee != nil && consentMissing(ee) {
 			p := m.upstreamProblem(err)
 			p.Status = http.StatusForbidden
 			p.Title = "Consent is missing"
