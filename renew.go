@@ -2,8 +2,6 @@ package entraauth
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -164,8 +162,7 @@ func (m *Middleware) grace() time.Duration {
 // scopes decide the claims), the session's binding and its refresh token,
 // hashed.
 func (m *Middleware) renewalKey(s *session.Session) string {
-	sum := sha256.Sum256([]byte(fmt.Sprintf("entraauth renewal\x00%p\x00%s\x00%s", m.client, m.sessionAAD, s.RefreshToken)))
-	return hex.EncodeToString(sum[:])
+	return digest(fmt.Sprintf("renewal\x00%p\x00%s\x00%s", m.client, m.sessionAAD, s.RefreshToken))
 }
 
 // refreshSession redeems s's refresh token for a new ID token, verifies it
