@@ -65,6 +65,6 @@ func (m *Middleware) bearerError(w http.ResponseWriter, r *http.Request, status 
 		return c
 	}, description)
 	w.Header().Set("WWW-Authenticate", `Bearer realm="`+m.portal+`", error="`+code+`", error_description="`+description+`"`)
-	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Cache-Control", privateNoStore)
 	writeJSON(w, status, map[string]interface{}{"error": code, "error_description": description, "status": status})
 }

@@ -9,9 +9,9 @@ import (
 )
 
 // openSession returns the signed-in user's session, or nil when there is
-// none or it is expired, tampered with, sealed with an unknown secret or
-// issued for another app, cloud or tenant: all of which simply mean "sign
-// in again".
+// none or it is expired, signed out, tampered with, sealed with an unknown
+// secret or issued for another app, cloud or tenant: all of which simply
+// mean "sign in again".
 //
 // A session it opened once comes from the session cache afterwards (never
 // past its end), and is shared: callers must not modify it.
@@ -33,10 +33,10 @@ func (m *Middleware) openSession(r *http.Request) *session.Session {
 		return nil
 	}
 	s, err := session.Unmarshal(plain)
-	if err != nil || now.Unix() >= m.sessionEnd(s) || !m.ownTenant(r, s) {
+	if err != nil || now.Unix() >= m.sessionEnd(s) || signedOut.ended(m.sessionAAD, s) || !m.ownTenant(r, s) {
 		return nil
 	}
-	sessions.put(key, &cacheEntry{sealer: m.sealer, session: s, expires: s.Expires})
+	sessions.put(key, &cacheEntry{sealer: m.sealer, session: s, expires: s.Expires, ref: sessionRef(m.sessionAAD, s), signedIn: s.AuthTime})
 	return s
 }
 

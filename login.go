@@ -30,11 +30,19 @@ type loginState struct {
 	Verifier    string `json:"v"`
 	ReturnURL   string `json:"r"`
 	RedirectURI string `json:"u"`
+	// StepUp marks a sign-in for an API's Conditional Access (stepUp).
+	StepUp bool `json:"su,omitempty"`
 }
 
 // startLogin sends the browser to Entra ID with a fresh state, nonce and
 // PKCE verifier, remembered in a sealed cookie only the callback receives.
 func (m *Middleware) startLogin(w http.ResponseWriter, r *http.Request) {
+	m.startSignIn(w, r, entraid.AuthRequest{})
+}
+
+// startSignIn is startLogin with extra, the scope and claims challenge of a
+// step-up (see stepUp), or none.
+func (m *Middleware) startSignIn(w http.ResponseWriter, r *http.Request, extra entraid.AuthRequest) {
 	scheme := requestScheme(r)
 	if scheme == "http" && !m.insecure {
 		m.writeError(w, r, &problem{
@@ -57,6 +65,7 @@ func (m *Middleware) startLogin(w http.ResponseWriter, r *http.Request) {
 		host = m.authHost
 	}
 	st.RedirectURI = scheme + "://" + host + m.callbackPath
+	st.StepUp = extra.ExtraScope != ""
 
 	authURL, err := m.client.AuthCodeURL(r.Context(), entraid.AuthRequest{
 		RedirectURI:   st.RedirectURI,
@@ -65,6 +74,8 @@ func (m *Middleware) startLogin(w http.ResponseWriter, r *http.Request) {
 		CodeChallenge: codeChallenge(st.Verifier),
 		Prompt:        m.prompt,
 		DomainHint:    m.domainHint,
+		ExtraScope:    extra.ExtraScope,
+		Claims:        extra.Claims,
 	})
 	if err != nil {
 		m.writeError(w, r, m.upstreamProblem(err))
@@ -83,7 +94,7 @@ func (m *Middleware) startLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, m.loginCookie(name, sealed, int(loginLifetime/time.Second)))
 	m.clearHostOnlySession(w, r)
-	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Cache-Control", privateNoStore)
 	http.Redirect(w, r, authURL, http.StatusFound)
 }
 
@@ -102,6 +113,7 @@ func (m *Middleware) serveCallback(w http.ResponseWriter, r *http.Request) {
 		if m.openSession(r) != nil {
 			// A callback opened again (the back button, a reload) by a user
 			// who is signed in: nothing to finish.
+			w.Header().Set("Cache-Control", privateNoStore)
 			http.Redirect(w, r, "/", http.StatusFound)
 			return
 		}
@@ -155,7 +167,11 @@ func (m *Middleware) serveCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	now := m.now()
 	s := m.sessionFrom(claims, groups, pending, now)
+	s.ID = newSessionID()
 	s.AuthTime = now.Unix()
+	if st.StepUp {
+		s.StepUpAt = now.Unix()
+	}
 	s.Expires = now.Add(m.lifetime).Unix()
 	if m.renew && token.RefreshToken != "" {
 		s.RefreshToken = token.RefreshToken
@@ -170,7 +186,7 @@ func (m *Middleware) serveCallback(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		target = "/"
 	}
-	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Cache-Control", privateNoStore)
 	http.Redirect(w, r, target, http.StatusFound)
 }
 

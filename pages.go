@@ -120,7 +120,7 @@ func callbackErrorProblem(code, description string, st *loginState) *problem {
 // writeError answers with p: JSON for clients that ask for it, HTML else.
 func (m *Middleware) writeError(w http.ResponseWriter, r *http.Request, p *problem) {
 	h := w.Header()
-	h.Set("Cache-Control", "no-store")
+	h.Set("Cache-Control", privateNoStore)
 	h.Set("X-Content-Type-Options", "nosniff")
 	if wantsJSON(r) {
 		body := map[string]interface{}{"error": p.Code, "error_description": p.Message, "status": p.Status}
@@ -176,17 +176,27 @@ func (m *Middleware) serveLogout(w http.ResponseWriter, r *http.Request) {
 			hidden = `<input type=hidden name=rd value="` + html.EscapeString(target) + `">`
 		}
 		writePage(w, http.StatusOK, "Sign out", `<form method=post action="`+html.EscapeString(m.logoutPath)+`">`+hidden+
-			`<p>Sign out of this site and of Microsoft Entra ID?</p><p><button class=button type=submit>Sign out</button></p></form>`)
+			`<p>Sign out of `+html.EscapeString(r.Host)+`? Your session here ends, and Microsoft Entra ID signs you out in this browser.</p>`+
+			`<p><button class=button type=submit>Sign out</button></p></form>`)
 	case http.MethodPost:
 		if !sameOrigin(r) {
 			m.writeError(w, r, &problem{Status: http.StatusForbidden, Title: "Sign-out refused", Message: "Sign-out requests must come from this site.", Code: "cross_origin"})
 			return
+		}
+		note := signedOutNote{Host: r.Host}
+		if s := m.openSession(r); s != nil {
+			m.endSession(s)
+			note.Ended = true
 		}
 		session.ClearChunked(w.Header(), r, m.cookie)
 		base := requestScheme(r) + "://" + r.Host
 		target, explicit := m.safeReturnURL(formValue(r, "rd"), r)
 		if explicit && strings.HasPrefix(target, "/") {
 			target = base + target
+		}
+		endSession := ""
+		if md, err := m.client.Metadata(r.Context()); err == nil {
+			endSession = md.EndSessionEndpoint
 		}
 		if !explicit {
 			// The portal's signed-out page, on the auth host when there is
@@ -197,12 +207,13 @@ func (m *Middleware) serveLogout(w http.ResponseWriter, r *http.Request) {
 				host = m.authHost
 			}
 			target = requestScheme(r) + "://" + host + m.signedOutPath
-			m.rememberSignedOutReturn(w, r)
+			note.Entra = endSession != ""
+			m.rememberSignedOut(w, r, note)
 		}
-		w.Header().Set("Cache-Control", "no-store")
-		if md, err := m.client.Metadata(r.Context()); err == nil && md.EndSessionEndpoint != "" {
+		w.Header().Set("Cache-Control", privateNoStore)
+		if endSession != "" {
 			q := url.Values{"post_logout_redirect_uri": {target}}
-			target = md.EndSessionEndpoint + "?" + q.Encode()
+			target = endSession + "?" + q.Encode()
 		}
 		http.Redirect(w, r, target, http.StatusSeeOther)
 	default:
@@ -214,21 +225,36 @@ func (m *Middleware) serveLogout(w http.ResponseWriter, r *http.Request) {
 // signedOutCookieLifetime bounds the trip through Entra ID's end-session.
 const signedOutCookieLifetime = 10 * time.Minute
 
-// rememberSignedOutReturn keeps, in a sealed cookie that only the
-// signed-out page receives, where the user signed out from: the page that
-// posted the sign-out (its Referer), unless that is one of the portal's own.
-func (m *Middleware) rememberSignedOutReturn(w http.ResponseWriter, r *http.Request) {
-	back := "/"
+// signedOutNote is what the signed-out page says, carried in a sealed
+// cookie that only that page receives: where the user signed out from,
+// whether a session was ended, and whether Entra ID's end-session was on
+// the way.
+type signedOutNote struct {
+	Back  string `json:"b"` // where "Sign in again" goes
+	Host  string `json:"h"` // the host the user signed out of
+	Ended bool   `json:"e"` // a session was ended (signedOut)
+	Entra bool   `json:"m"` // the browser went through Entra ID's end-session
+}
+
+// rememberSignedOut keeps note for the signed-out page, Back set to the page
+// that posted the sign-out (its Referer), unless that is one of the
+// portal's own.
+func (m *Middleware) rememberSignedOut(w http.ResponseWriter, r *http.Request, note signedOutNote) {
+	note.Back = "/"
 	if ref, ok := m.safeReturnURL(r.Referer(), r); ok {
 		if u, err := url.Parse(ref); err == nil && !strings.HasPrefix(u.Path, m.prefix) {
-			back = ref
+			note.Back = ref
 		}
 	}
-	if m.authHost != "" && strings.HasPrefix(back, "/") {
-		back = requestScheme(r) + "://" + r.Host + back
+	if m.authHost != "" && strings.HasPrefix(note.Back, "/") {
+		note.Back = requestScheme(r) + "://" + r.Host + note.Back
+	}
+	plain, err := json.Marshal(note)
+	if err != nil {
+		return
 	}
 	name := m.signedOutCookieName()
-	sealed, err := m.sealer.Seal([]byte(back), m.loginAAD(name), m.now().Add(signedOutCookieLifetime))
+	sealed, err := m.sealer.Seal(plain, m.loginAAD(name), m.now().Add(signedOutCookieLifetime))
 	if err != nil {
 		return
 	}
@@ -241,29 +267,56 @@ func (m *Middleware) signedOutCookieName() string {
 	return m.cookie.Name + "_signedout"
 }
 
-// serveSignedOut tells the user they are signed out, with a link to sign in
-// again to where they were: never straight back into a sign-in prompt.
+// serveSignedOut says what the sign-out did, with a link to sign in again
+// to where the user was: never straight back into a sign-in prompt.
+// Without a sign-out behind it (a bookmark, a reload) it says whether the
+// user is signed in, and claims nothing.
 func (m *Middleware) serveSignedOut(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET")
 		m.writeError(w, r, &problem{Status: http.StatusMethodNotAllowed, Title: "Method not allowed", Message: "This page takes GET requests only.", Code: "method_not_allowed"})
 		return
 	}
-	back := "/"
+	var note *signedOutNote
 	name := m.signedOutCookieName()
 	if c, err := r.Cookie(name); err == nil {
 		if plain, err := m.sealer.Open(c.Value, m.loginAAD(name), m.now()); err == nil {
-			if target, ok := m.safeReturnURL(string(plain), r); ok {
-				back = target
+			n := signedOutNote{}
+			if json.Unmarshal(plain, &n) == nil {
+				note = &n
 			}
 		}
 		del := m.loginCookie(name, "", -1)
 		del.Path = m.signedOutPath
 		http.SetCookie(w, del)
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	writePage(w, http.StatusOK, "Signed out", "<p>You are signed out of this site and of Microsoft Entra ID.</p>"+
-		`<p><a class=button href="`+html.EscapeString(back)+`">Sign in again</a></p>`)
+	w.Header().Set("Cache-Control", privateNoStore)
+	if note == nil {
+		host := html.EscapeString(r.Host)
+		if s := m.openSession(r); s != nil {
+			writePage(w, http.StatusOK, "Signed in", "<p>You are signed in to "+host+" as "+html.EscapeString(firstNonEmpty(s.PreferredUsername, s.Name, s.OID))+".</p>"+
+				`<p><a class=button href="`+html.EscapeString(m.logoutPath)+`">Sign out</a></p>`)
+			return
+		}
+		writePage(w, http.StatusOK, "Not signed in", "<p>You are not signed in to "+host+`.</p><p><a class=button href="/">Sign in</a></p>`)
+		return
+	}
+	back := "/"
+	if target, ok := m.safeReturnURL(note.Back, r); ok {
+		back = target
+	}
+	var b strings.Builder
+	b.WriteString("<p>You are signed out of " + html.EscapeString(note.Host) + ".")
+	if note.Ended {
+		b.WriteString(" Your session has ended: this browser no longer has it, and copies of it are refused.")
+	}
+	b.WriteString("</p>")
+	if note.Entra {
+		b.WriteString("<p>Microsoft Entra ID also signed you out in this browser: the next sign-in asks which account to use.</p>")
+	}
+	b.WriteString("<p>Other sites that you signed in to separately keep their own sessions until you sign out of each of them.</p>")
+	b.WriteString(`<p><a class=button href="` + html.EscapeString(back) + `">Sign in again</a></p>`)
+	writePage(w, http.StatusOK, "Signed out", b.String())
 }
 
 // formValue reads one field of a small urlencoded form without keeping the
@@ -292,7 +345,7 @@ func sameOrigin(r *http.Request) bool {
 func (m *Middleware) forbidden(w http.ResponseWriter, r *http.Request, s *session.Session, why string) {
 	m.log.Printf("access refused to %s (%q) for %q: %s", s.OID, s.PreferredUsername, r.URL.Path, why)
 	h := w.Header()
-	h.Set("Cache-Control", "no-store")
+	h.Set("Cache-Control", privateNoStore)
 	if wantsJSON(r) || !isNavigation(r) {
 		h.Set("X-Content-Type-Options", "nosniff")
 		writeJSON(w, http.StatusForbidden, map[string]interface{}{
@@ -324,7 +377,7 @@ func (m *Middleware) serveProfile(w http.ResponseWriter, r *http.Request) {
 		m.challenge(w, r, state)
 		return
 	}
-	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Cache-Control", privateNoStore)
 	if wantsJSON(r) {
 		writeJSON(w, http.StatusOK, map[string]interface{}{
 			"oid":                s.OID,
@@ -443,4 +496,14 @@ func traceID(s string) string {
 		id = id[:j]
 	}
 	return id
+}
+
+// firstNonEmpty returns the first of values that is not empty.
+func firstNonEmpty(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }

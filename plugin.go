@@ -276,9 +276,13 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 }
 
 // ServeHTTP answers the portal's own endpoints and guards everything else.
+// A response on which authorize set a cookie (a renewal) is made private
+// (privateIfCookie); the fast path sets none.
 func (m *Middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if passCached(m, m.cache, r) || m.authorize(w, r) {
+	if passCached(m, m.cache, r) {
 		m.next.ServeHTTP(w, r)
+	} else if m.authorize(w, r) {
+		m.next.ServeHTTP(privateIfCookie(w), r)
 	}
 }
 

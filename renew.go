@@ -191,7 +191,9 @@ func (m *Middleware) refreshSession(ctx context.Context, s *session.Session, now
 		return &renewal{problem: p}
 	}
 	next := m.sessionFrom(claims, groups, pending, now)
+	next.ID = s.ID
 	next.AuthTime = s.AuthTime
+	next.StepUpAt = s.StepUpAt
 	next.Expires = s.Expires
 	next.RefreshToken = tok.RefreshToken
 	if next.RefreshToken == "" {

@@ -71,6 +71,11 @@ type cacheEntry struct {
 	// dropCookie is set when no other cookie remains: the Cookie header
 	// goes.
 	dropCookie bool
+	// ref names the session's sign-in (sessionRef) and signedIn is its
+	// sign-in time: a sign-out forgets the entries of its session, and
+	// put refuses entries of a signed-out one.
+	ref      string
+	signedIn int64
 }
 
 // cachedHeader is one header passCached sets. value has one element and
@@ -129,15 +134,40 @@ func (c *sessionCache) promoteLocked(key string) *cacheEntry {
 }
 
 // put remembers e under key, its end set from its expiry; keys longer
-// than maxCachedKey are not cached.
+// than maxCachedKey are not cached, nor are outcomes of a signed-out
+// session: checked under the cache's lock, which forget takes after the
+// sign-out is listed, so that a request that opened the session before the
+// sign-out cannot put it back after forget.
 func (c *sessionCache) put(key string, e *cacheEntry) {
 	if len(key) > maxCachedKey {
 		return
 	}
 	e.end = time.Unix(e.expires, 0)
 	c.mu.Lock()
-	c.addLocked(key, e)
+	if e.ref == "" || !signedOut.endedRef(e.ref, e.signedIn) {
+		c.addLocked(key, e)
+	}
 	c.mu.Unlock()
+}
+
+// forget drops the entries of the session named ref (sessionRef), or
+// every entry when ref is empty.
+func (c *sessionCache) forget(ref string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ref == "" {
+		c.current = map[string]*cacheEntry{}
+		c.previous = map[string]*cacheEntry{}
+		c.bytes = 0
+		return
+	}
+	for _, gen := range []map[string]*cacheEntry{c.current, c.previous} {
+		for k, e := range gen {
+			if e.ref == ref {
+				delete(gen, k)
+			}
+		}
+	}
 }
 
 func (c *sessionCache) addLocked(key string, e *cacheEntry) {
@@ -319,7 +349,7 @@ func rememberSignedIn(m *Middleware, c *cacheScope, r *http.Request, s *session.
 	if len(lines) != 1 || len(values) != len(m.headers) {
 		return
 	}
-	e := &cacheEntry{sealer: m.sealer, expires: until, dropCookie: true}
+	e := &cacheEntry{sealer: m.sealer, expires: until, dropCookie: true, ref: sessionRef(m.sessionAAD, s), signedIn: s.AuthTime}
 	for i, hc := range m.headers {
 		if values[i] != "" {
 			e.headers = append(e.headers, cachedHeader{name: hc.name, value: []string{values[i]}})

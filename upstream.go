@@ -32,7 +32,10 @@ type upstreamAccess struct {
 	value   string // the header value
 	expires int64  // Unix seconds: the token is replaced from then on
 	refused bool   // Entra ID refused the grant: the session ends
-	problem *problem
+	// interaction: the API's Conditional Access needs the user (stepUp);
+	// the session itself is fine.
+	interaction *entraid.Error
+	problem     *problem
 }
 
 // setUpstreamToken sets the access token for the upstream on r: redeemed
@@ -44,7 +47,7 @@ func (m *Middleware) setUpstreamToken(w http.ResponseWriter, r *http.Request, s 
 	key := digest(fmt.Sprintf("upstream token\x00%p\x00%s\x00%s\x00%s\x00%d", m.client, m.sessionAAD, m.upstream.scope, s.OID, s.AuthTime))
 	v, ok := upstreamTokens.do(r.Context(), key, now, func() (interface{}, time.Duration) {
 		a := m.mintUpstreamToken(s, now)
-		if a.problem != nil || a.refused {
+		if a.problem != nil || a.refused || a.interaction != nil {
 			return a, failureMemory
 		}
 		return a, time.Duration(a.expires-now.Unix()) * time.Second
@@ -57,6 +60,9 @@ func (m *Middleware) setUpstreamToken(w http.ResponseWriter, r *http.Request, s 
 	case a.refused:
 		session.ClearChunked(w.Header(), r, m.cookie)
 		m.challenge(w, r, sessionEnded)
+		return 0, true
+	case a.interaction != nil:
+		m.stepUp(w, r, s, a.interaction)
 		return 0, true
 	case a.problem != nil:
 		m.writeError(w, r, a.problem)
@@ -83,6 +89,10 @@ func (m *Middleware) mintUpstreamToken(s *session.Session, now time.Time) *upstr
 			p.Message = "This application needs permission to call " + m.upstream.scope + " on your behalf, and nobody has granted it yet."
 			p.Hint = "An administrator grants it in the Entra admin center: App registrations > this app > API permissions > add " + m.upstream.scope + " > Grant admin consent."
 			return &upstreamAccess{problem: p}
+		}
+		if ee := entraError(err); ee != nil && interactionRequired(ee) {
+			m.log.Printf("an access token for %s needs %s to sign in interactively (Conditional Access): %s %s (trace ID %s)", m.upstream.scope, s.OID, ee.Code, ee.AADSTS(), ee.TraceID)
+			return &upstreamAccess{interaction: ee}
 		}
 		if why, refused := refusal(err); refused {
 			m.log.Printf("session of %s ended: Microsoft Entra ID refused an access token for %s: %s", s.OID, m.upstream.scope, why)

@@ -21,6 +21,10 @@ type Error struct {
 	TraceID       string
 	CorrelationID string
 	Timestamp     string
+	// Claims is a claims challenge (JSON) that comes with a refusal an
+	// interactive sign-in can resolve (Conditional Access): pass it back in
+	// AuthRequest.Claims.
+	Claims string
 }
 
 // entraError is the JSON shape Entra ID answers errors with.
@@ -31,6 +35,7 @@ type entraError struct {
 	Timestamp     string `json:"timestamp"`
 	TraceID       string `json:"trace_id"`
 	CorrelationID string `json:"correlation_id"`
+	Claims        string `json:"claims"`
 }
 
 // parseError decodes an Entra ID error body; nil when it is not one.
@@ -47,6 +52,7 @@ func parseError(status int, body []byte) *Error {
 		TraceID:       e.TraceID,
 		CorrelationID: e.CorrelationID,
 		Timestamp:     e.Timestamp,
+		Claims:        e.Claims,
 	}
 }
 

@@ -20,6 +20,13 @@ type AuthRequest struct {
 	Prompt        string // optional: login, none, consent, select_account
 	LoginHint     string // optional
 	DomainHint    string // optional
+	// ExtraScope asks, besides the sign-in's own scopes, for one API's
+	// scope: a step-up for an API whose Conditional Access policy needs an
+	// interactive sign-in.
+	ExtraScope string
+	// Claims passes a claims challenge that Entra ID returned (JSON) back
+	// to it, so that it runs the policy behind it.
+	Claims string
 }
 
 // AuthCodeURL returns the URL that starts a sign-in: the tenant's
@@ -50,6 +57,12 @@ func (c *Client) AuthCodeURL(ctx context.Context, req AuthRequest) (string, erro
 		"nonce":                 {req.Nonce},
 		"code_challenge":        {req.CodeChallenge},
 		"code_challenge_method": {"S256"},
+	}
+	if req.ExtraScope != "" {
+		q.Set("scope", c.scope+" "+req.ExtraScope)
+	}
+	if req.Claims != "" {
+		q.Set("claims", req.Claims)
 	}
 	if req.Prompt != "" {
 		q.Set("prompt", req.Prompt)

@@ -20,6 +20,10 @@ import (
 // The JSON keys are one or two letters because every byte is paid for in
 // every request's Cookie header.
 type Session struct {
+	// ID names the sign-in behind the session, random, kept through
+	// renewals: what a sign-out remembers (by a digest) to refuse every
+	// copy of the session afterwards.
+	ID                string   `json:"id,omitempty"`
 	OID               string   `json:"o,omitempty"`
 	TID               string   `json:"t,omitempty"`
 	Name              string   `json:"n,omitempty"`
@@ -45,6 +49,10 @@ type Session struct {
 	// renews the session; opaque, sealed like the rest, never logged, never
 	// sent anywhere but to Entra ID's token endpoint.
 	RefreshToken string `json:"rt,omitempty"`
+	// StepUpAt is when the user last signed in to satisfy an API's
+	// Conditional Access (a step-up): another refusal soon after is shown,
+	// not answered with another sign-in.
+	StepUpAt int64 `json:"su,omitempty"` // unix seconds
 }
 
 // AAD is the additional data a session is sealed under: the cookie that

@@ -23,7 +23,30 @@ type API struct {
 	Scopes []string
 	// ConsentRequired makes the grant fail with AADSTS65001 until Consent.
 	ConsentRequired bool
+	// Policy is a Conditional Access policy for the API alone (see
+	// SetAPIPolicy).
+	Policy Policy
 }
+
+// Policy is a Conditional Access policy that applies to one API: the
+// sign-in app's own tokens are not affected, as in Entra ID, where policies
+// target resources.
+type Policy int
+
+const (
+	// PolicyNone: tokens for the API are issued silently.
+	PolicyNone Policy = iota
+	// PolicyMFA requires multi-factor authentication for the API: a
+	// refresh token from a sign-in that did not do it is refused with
+	// interaction_required (AADSTS50076) and a claims challenge; an
+	// interactive sign-in that passes the challenge back (the claims
+	// parameter) does MFA, and its refresh tokens get the API's tokens.
+	PolicyMFA
+	// PolicyCompliantDevice requires a compliant device, which no sign-in
+	// here has: refused with interaction_required (AADSTS53000) and a
+	// claims challenge, whatever the user does.
+	PolicyCompliantDevice
+)
 
 // v2 reports whether the API gets v2.0 access tokens.
 func (a API) v2() bool { return a.TokenVersion == 2 }

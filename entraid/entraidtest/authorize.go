@@ -23,6 +23,9 @@ type authCode struct {
 	user          User
 	expires       time.Time
 	redeemed      bool
+	// mfa: the sign-in passed a claims challenge back, and did what the
+	// policy behind it asks (see PolicyMFA).
+	mfa bool
 }
 
 // serveAuthorize implements /oauth2/v2.0/authorize. Before the redirect URI
@@ -119,6 +122,7 @@ func (t *Tenant) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		scope:         scope,
 		user:          u,
 		expires:       t.now().Add(codeLifetime),
+		mfa:           p.Get("claims") != "",
 	}
 	t.mu.Unlock()
 	back.send(w, r, url.Values{"code": {code}, "session_state": {newGUID()}})

@@ -23,6 +23,9 @@ type refreshGrant struct {
 	scope    string    // the scopes of the sign-in
 	issued   time.Time // when this refresh token was minted
 	serial   int       // minting order, for revocation
+	// mfa is set when the sign-in behind it did multi-factor
+	// authentication (an interactive one with a claims challenge).
+	mfa bool
 }
 
 // userState is what an administrator changed about a user since the
@@ -77,6 +80,42 @@ func (t *Tenant) SetMFARequired(username string, required bool) {
 	defer t.mu.Unlock()
 	t.stateLocked(username).mfaRequired = required
 }
+
+// SetAPIPolicy sets the Conditional Access policy of the API registered
+// with identifierURI (see Policy).
+func (t *Tenant) SetAPIPolicy(identifierURI string, p Policy) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := range t.apis {
+		if t.apis[i].IdentifierURI == identifierURI {
+			t.apis[i].Policy = p
+			return
+		}
+	}
+	panic("entraidtest: no API " + identifierURI)
+}
+
+// policyRefusal is Entra ID's answer to a silent token request for api
+// that its policy does not let through, or nil.
+func policyRefusal(api *API, g refreshGrant) *stsError {
+	challenge := `{"access_token":{"capolids":{"essential":true,"values":["` + policyID + `"]}}}`
+	switch {
+	case api == nil:
+		return nil
+	case api.Policy == PolicyMFA && !g.mfa:
+		e := stsErr(http.StatusBadRequest, "interaction_required", 50076, "Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access '"+api.IdentifierURI+"'.")
+		e.claims = challenge
+		return e
+	case api.Policy == PolicyCompliantDevice:
+		e := stsErr(http.StatusBadRequest, "interaction_required", 53000, "Device is not in required device state: compliant. Conditional Access policy requires a compliant device, and the device is not compliant. The user must enroll their device with an approved MDM provider like Intune.")
+		e.claims = challenge
+		return e
+	}
+	return nil
+}
+
+// policyID names the fake's Conditional Access policy in challenges.
+const policyID = "4b6e8f1a-2c3d-4e5f-8a9b-0c1d2e3f4a5b"
 
 // UpdateUser changes a user's claims (name, roles, groups...): tokens
 // issued from now on carry the change.
@@ -196,6 +235,9 @@ func (t *Tenant) refresh(w http.ResponseWriter, r *http.Request, form url.Values
 		scope = grant.scope
 	}
 	resource, api, e := t.resourceOf(scope, clientID)
+	if e == nil {
+		e = policyRefusal(api, grant)
+	}
 	if e != nil {
 		t.writeError(w, r, e)
 		return
@@ -205,7 +247,7 @@ func (t *Tenant) refresh(w http.ResponseWriter, r *http.Request, form url.Values
 		"token_type":     "Bearer",
 		"expires_in":     int(tokenLifetime.Seconds()) - 1,
 		"ext_expires_in": int(tokenLifetime.Seconds()) - 1,
-		"refresh_token":  t.newRefreshToken(refreshGrant{username: grant.username, clientID: clientID, scope: grant.scope}),
+		"refresh_token":  t.newRefreshToken(refreshGrant{username: grant.username, clientID: clientID, scope: grant.scope, mfa: grant.mfa}),
 	}
 	if api != nil {
 		scp := scopesFor(scope, resource, api)

@@ -705,6 +705,9 @@ type stsError struct {
 	code   string // OAuth error
 	aadsts int
 	msg    string
+	// claims is a claims challenge (JSON), which Entra ID adds to a
+	// refusal that an interactive sign-in can resolve.
+	claims string
 }
 
 func stsErr(status int, code string, aadsts int, msg string) *stsError {
@@ -734,7 +737,7 @@ func (t *Tenant) writeError(w http.ResponseWriter, r *http.Request, e *stsError)
 	if e.status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="login.microsoftonline.com"`)
 	}
-	writeJSON(w, e.status, map[string]interface{}{
+	body := map[string]interface{}{
 		"error":             e.code,
 		"error_description": e.description(trace, corr, ts),
 		"error_codes":       []int{e.aadsts},
@@ -742,7 +745,12 @@ func (t *Tenant) writeError(w http.ResponseWriter, r *http.Request, e *stsError)
 		"trace_id":          trace,
 		"correlation_id":    corr,
 		"error_uri":         fmt.Sprintf("%s/error?code=%d", t.URL, e.aadsts),
-	})
+	}
+	if e.claims != "" {
+		body["claims"] = e.claims
+		body["suberror"] = "basic_action"
+	}
+	writeJSON(w, e.status, body)
 }
 
 func newSigningKey() *signingKey {

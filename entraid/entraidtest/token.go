@@ -239,7 +239,7 @@ func (t *Tenant) redeemCode(w http.ResponseWriter, r *http.Request, form url.Val
 		"id_token":       idToken,
 	}
 	if hasScope(ac.scope, "offline_access") {
-		resp["refresh_token"] = t.newRefreshToken(refreshGrant{username: ac.user.PreferredUsername, clientID: clientID, scope: ac.scope})
+		resp["refresh_token"] = t.newRefreshToken(refreshGrant{username: ac.user.PreferredUsername, clientID: clientID, scope: ac.scope, mfa: ac.mfa})
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
