@@ -982,7 +982,52 @@ func attacks() []attack {
 			a.serveGuarded(t, r, http.StatusUnauthorized)
 		}})
 	}
+	list = append(list, sessionEndAttacks()...)
 	return list
+}
+
+// sessionEndAttacks are the attacks on the end of a session: a copied
+// cookie after sign-out, a shared cache, a sign-in loop.
+func sessionEndAttacks() []attack {
+	return []attack{
+		{"a session cookie copied before its sign-out, replayed after it", func(t *testing.T, a *arena) {
+			rs := newRenewalStack(t, alice, nil)
+			stolen := rs.cookies()
+			rs.signOut(t)
+			for _, at := range []time.Duration{0, time.Hour + time.Minute} {
+				rs.advance(at)
+				if got := rs.sendWith(t, stolen, "/", apiCall()).StatusCode; got != http.StatusUnauthorized {
+					t.Fatalf("%v after the sign-out: %d, want 401", at, got)
+				}
+			}
+		}},
+		{"a renewed session cookie kept by a shared cache for everyone", func(t *testing.T, a *arena) {
+			rs := newRenewalStack(t, alice, nil)
+			// A call, not the function as a value: Yaegi v0.16.1 turns a
+			// function of a file it compiles later into a no-op when used
+			// as a value here.
+			rs.mw.next = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { cacheableUpstream(w, r) })
+			rs.advance(time.Hour + time.Minute)
+			resp, _ := rs.send(t, http.MethodGet, "/app.js", http.Header{"Accept": {"*/*"}})
+			if findSetCookie(resp, rs.mw.cookie.Name+"=") == "" {
+				t.Fatal("no renewal")
+			}
+			checkPrivate(t, "the renewing response", resp.Header)
+		}},
+		{"an API's Conditional Access answered with silent sign-ins in a loop", func(t *testing.T, a *arena) {
+			rs := conditionalAccessStack(t, entraidtest.PolicyCompliantDevice)
+			before := rs.tenant.Hits(entraidtest.Authorize)
+			c := *rs.user
+			c.CheckRedirect = nil
+			resp, _ := navigate(t, &c, rs.server.URL+"/payslips")
+			if resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("%d at %s, want the policy's error page", resp.StatusCode, resp.Request.URL)
+			}
+			if got := rs.tenant.Hits(entraidtest.Authorize) - before; got != 1 {
+				t.Errorf("%d sign-ins, want 1", got)
+			}
+		}},
+	}
 }
 
 // claimsAttack is a sign-in whose genuinely signed ID token has claims
