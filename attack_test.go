@@ -809,7 +809,13 @@ func attacks() []attack {
 	// Paths an upstream may resolve outside an excluded prefix: IIS and
 	// ASP.NET read a backslash as a slash, some servers decode %2F.
 	for _, path := range []string{"/public/..%5Cadmin", "/public/..%5cadmin", "/public/%2e%2e%5Cadmin", "/public/..\\admin",
-		"/public/a%2Fb", "/public%2Fadmin", "/public/%2F..%2Fadmin"} {
+		"/public/a%2Fb", "/public%2Fadmin", "/public/%2F..%2Fadmin",
+		// Servlet containers (Tomcat, Jetty, Spring) drop a segment's ";..."
+		// part and serve /admin; Traefik leaves "..;" alone.
+		"/public/..;/admin", "/public/..;jsessionid=x/admin", "/public/%2e%2e;/admin", "/public/..%3b/admin",
+		"/public/..%3B/admin", "/public/.;/..;/admin", "/public/x;a=b/../../admin",
+		// An upstream that decodes twice reads these as /admin.
+		"/public/%252e%252e/admin", "/public/%252e%252e%252fadmin", "/public/%25%32%65%25%32%65/admin"} {
 		path := path
 		list = append(list, attack{"a path that leaves an excluded prefix with " + path, func(t *testing.T, a *arena) {
 			r := httptest.NewRequest("GET", "https://app.example.com"+path, nil)

@@ -232,6 +232,11 @@ func validateExclusions(c *Config, s *settings) error {
 		if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, s.portalPrefix()) {
 			return optionError("excludedPaths", "%q must be a path starting with '/' outside /portals/%s/, e.g. /health or /public/*", p, s.portal)
 		}
+		// A path that plainPath refuses could never match a request: say
+		// so rather than leave it excluded in name only.
+		if !plainPath(&url.URL{Path: strings.TrimSuffix(p, "*")}) {
+			return optionError("excludedPaths", "%q is not a plain path: write it without '.' or '..' segments, ';', '%%', '\\' or control characters, e.g. /public/*", p)
+		}
 		if strings.HasSuffix(p, "*") {
 			e.prefixes = append(e.prefixes, strings.TrimSuffix(p, "*"))
 			continue
