@@ -405,6 +405,56 @@ func (e *env) rawRequest(t *testing.T, path, cookie string) (*http.Response, str
 	return resp, string(body)
 }
 
+// Traefik drops options that match no field of the plugin's Config, so a
+// misspelt rule used to leave its router open to the whole tenant. The
+// plugin now refuses the middleware: Traefik logs the error naming the
+// option, shows it in its API, and the router answers 404 rather than
+// serve the site.
+func TestAMisspeltRuleIsRefusedRatherThanIgnored(t *testing.T) {
+	e := newEnv(t, bob.PreferredUsername, nil)
+	const typoHost = "typo.example.test"
+	const want = "unknown option allowedGroup: did you mean allowedGroups?"
+	typo := pluginConfig(e.tenant, sessionSecret)
+	typo["allowedGroup"] = []interface{}{alice.Groups[0]} // bob is in no group
+	cfg := e.cfg
+	cfg.routes = append(append([]route(nil), e.cfg.routes...), route{name: "typo", hosts: []string{typoHost}, middlewares: []string{"typo"}})
+	cfg.middlewares = map[string]map[string]interface{}{authMiddleware: e.cfg.middlewares[authMiddleware], "typo": typo}
+	e.traefik.expectLogLines("unknown option allowedGroup")
+	e.traefik.writeDynamic(cfg)
+
+	var refused, served bool
+	var why string
+	if !waitFor(reloadTimeout, 100*time.Millisecond, func() bool {
+		st, err := e.traefik.apiStatus("routers", "typo")
+		switch {
+		case err != nil && strings.Contains(err.Error(), want):
+			refused, why = true, err.Error()
+		case err != nil:
+			why = err.Error()
+		case st != nil:
+			served = true
+		}
+		return refused || served
+	}) {
+		t.Fatalf("Traefik neither served nor refused the router with the misspelt option: %s", why)
+	}
+	if served {
+		resp, hops := newClient(t, e.certs).navigate(e.traefik.url(typoHost, "/"))
+		t.Fatalf("Traefik serves the router with allowedGroup (for allowedGroups): bob, in no group, ends with %s via %v", resp.Status, hopURLs(hops))
+	}
+	if resp := newClient(t, e.certs).visit(e.traefik.url(typoHost, "/")); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the refused router answers %s, want 404", resp.Status)
+	}
+	if !waitFor(reloadTimeout, 100*time.Millisecond, func() bool { return e.traefik.logContains(want) }) {
+		t.Errorf("Traefik's log does not say %q", want)
+	}
+	// The other router is untouched.
+	if got := e.client.signIn(e.traefik.url(appHost, "/")).Header.Get("X-Forwarded-User"); got != bob.OID {
+		t.Errorf("the other router: X-Forwarded-User = %q", got)
+	}
+	t.Logf("refused with: %s", why)
+}
+
 func TestConfiguredHeadersReplaceTheDefaultIdentityHeaders(t *testing.T) {
 	tenant := newTenant(t, alice.PreferredUsername)
 	tenant.SetClaimsHook(func(claims map[string]interface{}) { claims["department"] = "Finance" })
