@@ -522,6 +522,46 @@ func attacks() []attack {
 			a.serveGuarded(t, r, http.StatusOK)
 			a.checkIdentityHeaders(t, "")
 		}},
+		{"spoofed identity headers spelt with dots or other separators from a signed-in user, through authorize and from the cache", func(t *testing.T, a *arena) {
+			// lighttpd, Apache 2.2 and other CGI gateways turn every
+			// character but letters and digits into '_', as they do '-'.
+			cookie := sessionCookie(t, a.guarded, aliceSession())
+			a.serveGuardedTwice(t, cookie, func() *http.Request {
+				r := httptest.NewRequest("GET", "https://app.example.com/", nil)
+				r.Header.Set("Cookie", cookie)
+				r.Header.Set("Accept", "text/html")
+				r.Header["X.Forwarded.User"] = []string{"mallory"}
+				r.Header["X-Forwarded.Roles"] = []string{"Admin"}
+				r.Header["x.forwarded_groups"] = []string{"admins"}
+				r.Header["X~Forwarded~Email"] = []string{"ceo@contoso.example"}
+				r.Header["X!Forwarded+Preferred|Username"] = []string{"ceo@contoso.example"}
+				return r
+			}, alice.OID)
+		}},
+		{"spoofed identity headers spelt with dots on an excluded path", func(t *testing.T, a *arena) {
+			r := httptest.NewRequest("GET", "https://app.example.com/public/x", nil)
+			r.Header["X.Forwarded.User"] = []string{"mallory"}
+			r.Header["X.FORWARDED.ROLES"] = []string{"Admin"}
+			r.Header["X-Forwarded^Email"] = []string{"ceo@contoso.example"}
+			a.serveGuarded(t, r, http.StatusOK)
+			a.checkIdentityHeaders(t, "")
+		}},
+		{"identity headers sent as request trailers, through authorize and from the cache", func(t *testing.T, a *arena) {
+			// Upstreams that read trailers with the headers (or a proxy
+			// that merges them) would take them for the plugin's.
+			cookie := sessionCookie(t, a.guarded, aliceSession())
+			a.serveGuardedTwice(t, cookie, func() *http.Request {
+				r := httptest.NewRequest("POST", "https://app.example.com/upload", strings.NewReader("x"))
+				r.Header.Set("Cookie", cookie)
+				r.Header.Set("Accept", "application/json")
+				r.Trailer = http.Header{"X-Forwarded-User": {"mallory"}, "X.Forwarded.Roles": {"Admin"}, "X-Checksum": {"1"}}
+				return r
+			}, alice.OID)
+			r := httptest.NewRequest("POST", "https://app.example.com/public/upload", strings.NewReader("x"))
+			r.Trailer = http.Header{"X_Forwarded_User": {"mallory"}}
+			a.serveGuarded(t, r, http.StatusOK)
+			a.checkIdentityHeaders(t, "")
+		}},
 		{"an oversized spoofed identity header", func(t *testing.T, a *arena) {
 			r := httptest.NewRequest("GET", "https://app.example.com/public/x", nil)
 			r.Header.Set("X-Forwarded-User", strings.Repeat("m", 1<<20))
@@ -1300,12 +1340,17 @@ func (a *arena) checkIdentityHeaders(t *testing.T, oid string) {
 }
 
 // checkIdentityHeaderSet checks that the only identity header in h, in any
-// spelling (casing, '_' for '-'), is X-Forwarded-User = oid with one value;
-// none at all when oid is "".
+// spelling (casing, any other character than a letter or digit for '-'), is
+// X-Forwarded-User = oid with one value; none at all when oid is "".
 func checkIdentityHeaderSet(t *testing.T, h http.Header, oid string) {
 	t.Helper()
 	for k, vs := range h {
-		name := strings.ToLower(strings.ReplaceAll(k, "_", "-"))
+		name := strings.ToLower(strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+				return r
+			}
+			return '-'
+		}, k))
 		if !strings.HasPrefix(name, "x-forwarded-") {
 			continue
 		}

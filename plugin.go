@@ -198,9 +198,9 @@ type Middleware struct {
 	domainHint  string
 	// upstream, when set, is the access token every signed-in request gets.
 	upstream    *upstreamToken
-	headers     []headerClaim // identity headers set on signed-in requests
-	stripped    []string      // identity headers removed from every request
-	strippedSet map[string]bool
+	headers     []headerClaim   // identity headers set on signed-in requests
+	stripped    []string        // identity headers removed from every request
+	strippedSet map[string]bool // stripped, folded by foldHeaderName
 	rules       rules
 	exclusions  exclusions
 	// api accepts bearer tokens when set; requiredScopes bound delegated
@@ -281,7 +281,7 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 	}
 	m.strippedSet = map[string]bool{}
 	for _, name := range m.stripped {
-		m.strippedSet[name] = true
+		m.strippedSet[foldHeaderName(name)] = true
 	}
 	m.cookie = session.CookieOptions{
 		Name:     s.cookieName,
@@ -315,6 +315,9 @@ func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request) (pass boo
 		}
 	}()
 	m.stripIdentityHeaders(r.Header)
+	if r.Trailer != nil {
+		m.stripIdentityHeaders(r.Trailer)
+	}
 	// The paths it answers here are portalPaths.
 	if strings.HasPrefix(r.URL.Path, m.prefix) {
 		switch r.URL.Path {

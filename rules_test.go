@@ -12,7 +12,8 @@ import (
 )
 
 // guard builds a middleware from c (validConfig when nil) in front of an
-// upstream that records the headers it receives.
+// upstream that records the headers it receives, its trailers among them
+// (as upstreams that merge trailers into headers would read them).
 func guard(t *testing.T, change func(c *Config)) (*Middleware, *http.Header) {
 	t.Helper()
 	c := validConfig()
@@ -21,7 +22,11 @@ func guard(t *testing.T, change func(c *Config)) (*Middleware, *http.Header) {
 	}
 	got := new(http.Header)
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		*got = r.Header.Clone()
+		h := r.Header.Clone()
+		for k, vs := range r.Trailer {
+			h[k] = append(h[k], vs...)
+		}
+		*got = h
 		w.WriteHeader(http.StatusOK)
 	})
 	h, err := New(context.Background(), next, c, "rules")
