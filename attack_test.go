@@ -437,6 +437,18 @@ func attacks() []attack {
 			c := a.st.tenant.APIAccessTokenClaims(u, appAsAPI, "Items.Read")
 			a.bearerTo(t, a.apiOfApp, a.apiOfAppSeen, a.st.tenant.SignToken(c), http.StatusForbidden)
 		}},
+		{"a user's bearer token without scp and idtyp, holding only the applications' role", func(t *testing.T, a *arena) {
+			// Without idtyp and scp, a token is an application's only when
+			// sub equals oid; a user's sub is pairwise (per app) and never
+			// does. Taken for an app's, it would pass on Items.Sync and skip
+			// requiredScopes and allowedRoles.
+			u := alice
+			u.Roles = []string{"Items.Sync"}
+			c := a.st.tenant.APIAccessTokenClaims(u, appAsAPI, "")
+			delete(c, "scp")
+			delete(c, "idtyp")
+			a.bearerTo(t, a.apiOfApp, a.apiOfAppSeen, a.st.tenant.SignToken(c), http.StatusForbidden)
+		}},
 		{"a bearer token for this API and another", func(t *testing.T, a *arena) {
 			c := a.apiClaims()
 			c["aud"] = []string{apiAudience, "api://another-api"}
