@@ -92,6 +92,24 @@ func TestTraefikTestDataIsAValidConfig(t *testing.T) {
 	if _, err := New(context.Background(), http.NotFoundHandler(), c, "testData"); err != nil {
 		t.Fatalf("New(testData): %v", err)
 	}
+	// And decoded as the catalog's analyzer decodes it: every key an
+	// option, none of them unknown.
+	docs, err := parseYAML(string(b))
+	if err != nil || len(docs) != 1 {
+		t.Fatalf(".traefik.yml: %v", err)
+	}
+	manifest, _ := docs[0].(map[string]interface{})
+	testData, ok := manifest["testData"].(map[string]interface{})
+	if !ok {
+		t.Fatalf(".traefik.yml has no testData block: %v", docs[0])
+	}
+	decoded := CreateConfig()
+	if err := decodeLikeTraefik(testData, decoded); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(context.Background(), http.NotFoundHandler(), decoded, "testData"); err != nil {
+		t.Fatalf("New(decoded testData): %v", err)
+	}
 }
 
 func TestValidateRefusesBadOptionsByName(t *testing.T) {
