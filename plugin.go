@@ -198,9 +198,9 @@ type Middleware struct {
 	domainHint  string
 	// upstream, when set, is the access token every signed-in request gets.
 	upstream    *upstreamToken
-	headers     []headerClaim   // identity headers set on signed-in requests
-	stripped    []string        // identity headers removed from every request
-	strippedSet map[string]bool // stripped, folded by foldHeaderName
+	headers     []headerClaim // identity headers set on signed-in requests
+	stripped    []string      // identity headers removed from every request
+	strippedSet map[string]bool
 	rules       rules
 	exclusions  exclusions
 	// api accepts bearer tokens when set; requiredScopes bound delegated
