@@ -437,6 +437,18 @@ func attacks() []attack {
 			c := a.st.tenant.APIAccessTokenClaims(u, appAsAPI, "Items.Read")
 			a.bearerTo(t, a.apiOfApp, a.apiOfAppSeen, a.st.tenant.SignToken(c), http.StatusForbidden)
 		}},
+		{"a user's bearer token without scp and idtyp, holding only the applications' role", func(t *testing.T, a *arena) {
+			// Without idtyp and scp, a token is an application's only when
+			// sub equals oid; a user's sub is pairwise (per app) and never
+			// does. Taken for an app's, it would pass on Items.Sync and skip
+			// requiredScopes and allowedRoles.
+			u := alice
+			u.Roles = []string{"Items.Sync"}
+			c := a.st.tenant.APIAccessTokenClaims(u, appAsAPI, "")
+			delete(c, "scp")
+			delete(c, "idtyp")
+			a.bearerTo(t, a.apiOfApp, a.apiOfAppSeen, a.st.tenant.SignToken(c), http.StatusForbidden)
+		}},
 		{"a bearer token for this API and another", func(t *testing.T, a *arena) {
 			c := a.apiClaims()
 			c["aud"] = []string{apiAudience, "api://another-api"}
@@ -519,6 +531,46 @@ func attacks() []attack {
 			r.Header["X_Forwarded_User"] = []string{"mallory"}
 			r.Header["x_forwarded_roles"] = []string{"Admin"}
 			r.Header["X-Forwarded_Email"] = []string{"ceo@contoso.example"}
+			a.serveGuarded(t, r, http.StatusOK)
+			a.checkIdentityHeaders(t, "")
+		}},
+		{"spoofed identity headers spelt with dots or other separators from a signed-in user, through authorize and from the cache", func(t *testing.T, a *arena) {
+			// lighttpd, Apache 2.2 and other CGI gateways turn every
+			// character but letters and digits into '_', as they do '-'.
+			cookie := sessionCookie(t, a.guarded, aliceSession())
+			a.serveGuardedTwice(t, cookie, func() *http.Request {
+				r := httptest.NewRequest("GET", "https://app.example.com/", nil)
+				r.Header.Set("Cookie", cookie)
+				r.Header.Set("Accept", "text/html")
+				r.Header["X.Forwarded.User"] = []string{"mallory"}
+				r.Header["X-Forwarded.Roles"] = []string{"Admin"}
+				r.Header["x.forwarded_groups"] = []string{"admins"}
+				r.Header["X~Forwarded~Email"] = []string{"ceo@contoso.example"}
+				r.Header["X!Forwarded+Preferred|Username"] = []string{"ceo@contoso.example"}
+				return r
+			}, alice.OID)
+		}},
+		{"spoofed identity headers spelt with dots on an excluded path", func(t *testing.T, a *arena) {
+			r := httptest.NewRequest("GET", "https://app.example.com/public/x", nil)
+			r.Header["X.Forwarded.User"] = []string{"mallory"}
+			r.Header["X.FORWARDED.ROLES"] = []string{"Admin"}
+			r.Header["X-Forwarded^Email"] = []string{"ceo@contoso.example"}
+			a.serveGuarded(t, r, http.StatusOK)
+			a.checkIdentityHeaders(t, "")
+		}},
+		{"identity headers sent as request trailers, through authorize and from the cache", func(t *testing.T, a *arena) {
+			// Upstreams that read trailers with the headers (or a proxy
+			// that merges them) would take them for the plugin's.
+			cookie := sessionCookie(t, a.guarded, aliceSession())
+			a.serveGuardedTwice(t, cookie, func() *http.Request {
+				r := httptest.NewRequest("POST", "https://app.example.com/upload", strings.NewReader("x"))
+				r.Header.Set("Cookie", cookie)
+				r.Header.Set("Accept", "application/json")
+				r.Trailer = http.Header{"X-Forwarded-User": {"mallory"}, "X.Forwarded.Roles": {"Admin"}, "X-Checksum": {"1"}}
+				return r
+			}, alice.OID)
+			r := httptest.NewRequest("POST", "https://app.example.com/public/upload", strings.NewReader("x"))
+			r.Trailer = http.Header{"X_Forwarded_User": {"mallory"}}
 			a.serveGuarded(t, r, http.StatusOK)
 			a.checkIdentityHeaders(t, "")
 		}},
@@ -809,7 +861,13 @@ func attacks() []attack {
 	// Paths an upstream may resolve outside an excluded prefix: IIS and
 	// ASP.NET read a backslash as a slash, some servers decode %2F.
 	for _, path := range []string{"/public/..%5Cadmin", "/public/..%5cadmin", "/public/%2e%2e%5Cadmin", "/public/..\\admin",
-		"/public/a%2Fb", "/public%2Fadmin", "/public/%2F..%2Fadmin"} {
+		"/public/a%2Fb", "/public%2Fadmin", "/public/%2F..%2Fadmin",
+		// Servlet containers (Tomcat, Jetty, Spring) drop a segment's ";..."
+		// part and serve /admin; Traefik leaves "..;" alone.
+		"/public/..;/admin", "/public/..;jsessionid=x/admin", "/public/%2e%2e;/admin", "/public/..%3b/admin",
+		"/public/..%3B/admin", "/public/.;/..;/admin", "/public/x;a=b/../../admin",
+		// An upstream that decodes twice reads these as /admin.
+		"/public/%252e%252e/admin", "/public/%252e%252e%252fadmin", "/public/%25%32%65%25%32%65/admin"} {
 		path := path
 		list = append(list, attack{"a path that leaves an excluded prefix with " + path, func(t *testing.T, a *arena) {
 			r := httptest.NewRequest("GET", "https://app.example.com"+path, nil)
@@ -1339,12 +1397,17 @@ func (a *arena) checkIdentityHeaders(t *testing.T, oid string) {
 }
 
 // checkIdentityHeaderSet checks that the only identity header in h, in any
-// spelling (casing, '_' for '-'), is X-Forwarded-User = oid with one value;
-// none at all when oid is "".
+// spelling (casing, any other character than a letter or digit for '-'), is
+// X-Forwarded-User = oid with one value; none at all when oid is "".
 func checkIdentityHeaderSet(t *testing.T, h http.Header, oid string) {
 	t.Helper()
 	for k, vs := range h {
-		name := strings.ToLower(strings.ReplaceAll(k, "_", "-"))
+		name := strings.ToLower(strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+				return r
+			}
+			return '-'
+		}, k))
 		if !strings.HasPrefix(name, "x-forwarded-") {
 			continue
 		}

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"reflect"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -69,6 +71,11 @@ func validate(c *Config, getenv func(string) string) (*settings, error) {
 		c = CreateConfig()
 	}
 	s := &settings{}
+	// First: a misspelt option explains the errors it would cause below
+	// (a misspelt session block leaves no secret).
+	if err := unknownOptions(c); err != nil {
+		return nil, err
+	}
 
 	s.portal = strings.TrimSpace(c.Portal)
 	if s.portal == "" {
@@ -231,6 +238,11 @@ func validateExclusions(c *Config, s *settings) error {
 	for _, p := range splitList(c.ExcludedPaths) {
 		if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, s.portalPrefix()) {
 			return optionError("excludedPaths", "%q must be a path starting with '/' outside /portals/%s/, e.g. /health or /public/*", p, s.portal)
+		}
+		// A path that plainPath refuses could never match a request: say
+		// so rather than leave it excluded in name only.
+		if !plainPath(&url.URL{Path: strings.TrimSuffix(p, "*")}) {
+			return optionError("excludedPaths", "%q is not a plain path: write it without '.' or '..' segments, ';', '%%', '\\' or control characters, e.g. /public/*", p)
 		}
 		if strings.HasSuffix(p, "*") {
 			e.prefixes = append(e.prefixes, strings.TrimSuffix(p, "*"))
@@ -687,4 +699,138 @@ func hostOnly(hostport string) string {
 func hostUnderDomain(host, domain string) bool {
 	host = strings.ToLower(host)
 	return host == domain || strings.HasSuffix(host, "."+domain)
+}
+
+// unknownOption is an option that Traefik matched to no field: key as the
+// user wrote it, in the block at parent ("" for the top level).
+type unknownOption struct{ parent, key string }
+
+// unknownOptions refuses the options Traefik could not place in c, or
+// returns nil. Traefik decodes the options with mapstructure, which drops
+// keys that match no field except into a block's field tagged
+// `mapstructure:",remain"` (Unknown, in every block), so a misspelt rule
+// (allowedGroup) would leave the router open to the whole tenant. Each one
+// is named by its full path, with the option the user most likely meant.
+func unknownOptions(c *Config) error {
+	var known []string
+	var unknown []unknownOption
+	collectOptions("", reflect.ValueOf(c).Elem(), &known, &unknown)
+	if len(unknown) == 0 {
+		return nil
+	}
+	msgs := make([]string, 0, len(unknown))
+	for _, u := range unknown {
+		msgs = append(msgs, "unknown option "+optionPath(u.parent, u.key)+": "+suggestOption(u, known))
+	}
+	sort.Slice(msgs, func(i, j int) bool { return strings.ToLower(msgs[i]) < strings.ToLower(msgs[j]) })
+	return fmt.Errorf("entraauth: %s", strings.Join(msgs, "; "))
+}
+
+// collectOptions walks the block v at path: the full names of its options
+// (json tags, the documented names) go to known, the keys of its remain
+// field to unknown, and nested blocks are walked in turn. Reflection keeps
+// the option list in one place, the Config structs; New alone pays for it.
+func collectOptions(path string, v reflect.Value, known *[]string, unknown *[]unknownOption) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if strings.HasSuffix(f.Tag.Get("mapstructure"), ",remain") {
+			rest, _ := v.Field(i).Interface().(map[string]interface{})
+			for key := range rest {
+				*unknown = append(*unknown, unknownOption{parent: path, key: key})
+			}
+			continue
+		}
+		name := strings.Split(f.Tag.Get("json"), ",")[0]
+		if name == "" || name == "-" {
+			continue
+		}
+		full := optionPath(path, name)
+		*known = append(*known, full)
+		if f.Type.Kind() == reflect.Struct {
+			collectOptions(full, v.Field(i), known, unknown)
+		}
+	}
+}
+
+// suggestOption says what u likely meant: the nearest option of its own
+// block (a typo), else an option of that name in another block (written at
+// the wrong level), else the nearest option anywhere. Names compare
+// without regard to case, as Traefik matches them.
+func suggestOption(u unknownOption, known []string) string {
+	key := strings.ToLower(u.key)
+	best, bestDistance := "", 0
+	consider := func(option, name string) {
+		d := editDistance(key, strings.ToLower(name))
+		if d <= 2 && d*3 <= len(key) && (best == "" || d < bestDistance) {
+			best, bestDistance = option, d
+		}
+	}
+	for _, option := range known {
+		if parent, name := splitOption(option); parent == u.parent {
+			consider(option, name)
+		}
+	}
+	if best == "" {
+		for _, option := range known {
+			if _, name := splitOption(option); strings.EqualFold(name, u.key) {
+				return "did you mean " + option + "?"
+			}
+		}
+		for _, option := range known {
+			_, name := splitOption(option)
+			consider(option, name)
+		}
+	}
+	if best != "" {
+		return "did you mean " + best + "?"
+	}
+	if u.parent == "" {
+		return "not an option of this plugin (the readme lists them)"
+	}
+	return "not an option of " + u.parent + " (the readme lists them)"
+}
+
+// optionPath is an option's full name: its block's path, '.', its name.
+func optionPath(parent, name string) string {
+	if parent == "" {
+		return name
+	}
+	return parent + "." + name
+}
+
+// splitOption is optionPath undone.
+func splitOption(option string) (parent, name string) {
+	if i := strings.LastIndexByte(option, '.'); i >= 0 {
+		return option[:i], option[i+1:]
+	}
+	return "", option
+}
+
+// editDistance is the Levenshtein distance of a and b, in bytes.
+func editDistance(a, b string) int {
+	row := make([]int, len(b)+1)
+	for j := range row {
+		row[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		diagonal := row[0]
+		row[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			next := diagonal + cost
+			if row[j]+1 < next {
+				next = row[j] + 1
+			}
+			if row[j-1]+1 < next {
+				next = row[j-1] + 1
+			}
+			diagonal = row[j]
+			row[j] = next
+		}
+	}
+	return row[len(b)]
 }

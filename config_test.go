@@ -92,6 +92,24 @@ func TestTraefikTestDataIsAValidConfig(t *testing.T) {
 	if _, err := New(context.Background(), http.NotFoundHandler(), c, "testData"); err != nil {
 		t.Fatalf("New(testData): %v", err)
 	}
+	// And decoded as the catalog's analyzer decodes it: every key an
+	// option, none of them unknown.
+	docs, err := parseYAML(string(b))
+	if err != nil || len(docs) != 1 {
+		t.Fatalf(".traefik.yml: %v", err)
+	}
+	manifest, _ := docs[0].(map[string]interface{})
+	testData, ok := manifest["testData"].(map[string]interface{})
+	if !ok {
+		t.Fatalf(".traefik.yml has no testData block: %v", docs[0])
+	}
+	decoded := CreateConfig()
+	if err := decodeLikeTraefik(testData, decoded); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(context.Background(), http.NotFoundHandler(), decoded, "testData"); err != nil {
+		t.Fatalf("New(decoded testData): %v", err)
+	}
 }
 
 func TestValidateRefusesBadOptionsByName(t *testing.T) {
@@ -121,6 +139,9 @@ func TestValidateRefusesBadOptionsByName(t *testing.T) {
 		{"a header claim list", func(c *Config) { c.Headers = map[string]string{"X-User": "oid, email"} }, "headers"},
 		{"an excluded path without a slash", func(c *Config) { c.ExcludedPaths = []string{"health"} }, "excludedPaths"},
 		{"an excluded path inside the portal", func(c *Config) { c.ExcludedPaths = []string{"/portals/main/*"} }, "excludedPaths"},
+		{"an excluded prefix with a path parameter", func(c *Config) { c.ExcludedPaths = []string{"/public;v=1/*"} }, "excludedPaths"},
+		{"an excluded path with a dot-dot segment", func(c *Config) { c.ExcludedPaths = []string{"/public/../health"} }, "excludedPaths"},
+		{"an excluded path with a percent sign", func(c *Config) { c.ExcludedPaths = []string{"/public%2Fx"} }, "excludedPaths"},
 		{"an excluded method with a space", func(c *Config) { c.ExcludedMethods = []string{"GET /"} }, "excludedMethods"},
 		{"a client ID that is not a GUID", func(c *Config) { c.MicrosoftEntraID.ClientID = "my-app" }, "microsoftEntraID.clientID"},
 		{"no client credential", func(c *Config) { c.MicrosoftEntraID.ClientSecret = "" }, "microsoftEntraID"},
@@ -454,5 +475,92 @@ func TestNewSharesTheEntraClientAcrossReloads(t *testing.T) {
 	}
 	if c.(*Middleware).client == a.(*Middleware).client {
 		t.Fatal("a different client secret shared the Entra ID client")
+	}
+}
+
+// rawValidConfig is validConfig as Traefik's file provider hands it to the
+// plugin loader: nested maps, before decoding.
+func rawValidConfig() map[string]interface{} {
+	return map[string]interface{}{
+		"microsoftEntraID": map[string]interface{}{
+			"tenantID":     testTenantID,
+			"clientID":     testClientID,
+			"clientSecret": "client-secret-value",
+		},
+		"session": map[string]interface{}{"secret": testSecret},
+	}
+}
+
+// Traefik drops options that match no field (mapstructure), so a misspelt
+// rule would leave the router open to the whole tenant: New must refuse
+// every unknown option by its full path, with the nearest known name.
+func TestNewRefusesMisspeltOptionsWithTheNearestName(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(raw map[string]interface{})
+		want   string
+	}{
+		{"a misspelt rule", func(raw map[string]interface{}) { raw["allowedGroup"] = []interface{}{alice.Groups[0]} },
+			"unknown option allowedGroup: did you mean allowedGroups?"},
+		{"a misspelt rule in another case", func(raw map[string]interface{}) { raw["ALLOWEDROLE"] = "Admin" },
+			"unknown option ALLOWEDROLE: did you mean allowedRoles?"},
+		{"a misspelt session option", func(raw map[string]interface{}) {
+			raw["session"].(map[string]interface{})["lifetme"] = "1h"
+		}, "unknown option session.lifetme: did you mean session.lifetime?"},
+		{"a misspelt Entra ID option", func(raw map[string]interface{}) {
+			raw["microsoftEntraID"].(map[string]interface{})["allowedTenant"] = testTenantID
+		}, "unknown option microsoftEntraID.allowedTenant: did you mean microsoftEntraID.allowedTenants?"},
+		{"a misspelt upstream token option", func(raw map[string]interface{}) {
+			raw["upstreamAccessToken"] = map[string]interface{}{"scopes": "api://x/.default"}
+		}, "unknown option upstreamAccessToken.scopes: did you mean upstreamAccessToken.scope?"},
+		{"an option of another block", func(raw map[string]interface{}) { raw["cookieDomain"] = "example.com" },
+			"unknown option cookieDomain: did you mean session.cookieDomain?"},
+		{"a misspelt block", func(raw map[string]interface{}) { raw["sesion"] = map[string]interface{}{"renew": "false"} },
+			"unknown option sesion: did you mean session?"},
+		{"an option like none", func(raw map[string]interface{}) { raw["colour"] = "blue" },
+			"unknown option colour: not an option of this plugin"},
+		{"two misspelt options", func(raw map[string]interface{}) {
+			raw["excludePaths"] = "/health"
+			raw["session"].(map[string]interface{})["lifeTim"] = "1h"
+		}, "unknown option excludePaths: did you mean excludedPaths?; unknown option session.lifeTim: did you mean session.lifetime?"},
+	}
+	for _, tt := range tests {
+		tt := tt
+		t.Run(tt.name, func(t *testing.T) {
+			raw := rawValidConfig()
+			tt.change(raw)
+			c := CreateConfig()
+			if err := decodeLikeTraefik(raw, c); err != nil {
+				t.Fatal(err)
+			}
+			_, err := New(context.Background(), http.NotFoundHandler(), c, "test")
+			if err == nil {
+				t.Fatalf("New accepted the configuration, want %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("New: %v, want it to say %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// Options that Traefik matches to a field are no unknown options: any
+// case, and the headers map, whose keys are header names.
+func TestNewAcceptsKnownOptionsInAnyCaseAndAnyHeaderName(t *testing.T) {
+	raw := rawValidConfig()
+	raw["ALLOWEDGROUPS"] = []interface{}{alice.Groups[0]}
+	raw["Session"] = raw["session"]
+	delete(raw, "session")
+	raw["Session"].(map[string]interface{})["LIFETIME"] = "30m"
+	raw["headers"] = map[string]interface{}{"X-Allowed-Group": "groups", "X-Lifetme": "oid"}
+	c := CreateConfig()
+	if err := decodeLikeTraefik(raw, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(context.Background(), http.NotFoundHandler(), c, "test"); err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if len(c.AllowedGroups) != 1 || c.Session.Lifetime != "30m" || len(c.Headers) != 2 {
+		t.Fatalf("decoded %+v", c)
 	}
 }

@@ -499,13 +499,13 @@ func TestTheExampleCheckRefusesMistakes(t *testing.T) {
 		old, new string
 		want     string
 	}{
-		{"a misspelt label option", "compose.yaml", "plugin.entraauth.allowedGroups=", "plugin.entraauth.allowedGroup=", "allowedGroup: unknown option"},
-		{"a misspelt nested label option", "compose.yaml", "plugin.entraauth.session.secretFile=", "plugin.entraauth.session.secretfiles=", "session.secretfiles: unknown option"},
+		{"a misspelt label option", "compose.yaml", "plugin.entraauth.allowedGroups=", "plugin.entraauth.allowedGroup=", "unknown option allowedGroup: did you mean allowedGroups?"},
+		{"a misspelt nested label option", "compose.yaml", "plugin.entraauth.session.secretFile=", "plugin.entraauth.session.secretfiles=", "unknown option session.secretfiles: did you mean session.secretFile?"},
 		{"a bad label value", "compose.yaml", "microsoftEntraID.tenantID=72f988bf-86f1-41af-91ab-2d7cd011db47", "microsoftEntraID.tenantID=not a tenant", "entraauth: microsoftEntraID.tenantID:"},
 		{"a secret file the traefik service does not mount", "compose.yaml", "clientSecretFile=/run/secrets/entra-client-secret", "clientSecretFile=/run/secrets/client-secret", "not in a volume or secret mounted into Traefik's container"},
 		{"a router using a middleware nobody defines", "compose.yaml", "routers.whoami.middlewares=entra", "routers.whoami.middlewares=entra-auth", `uses middleware "entra-auth"`},
 		{"the plugin not loaded", "compose.yaml", "--experimental.plugins.entraauth.modulename=", "--experimental.plugins.entra.modulename=", "do not load the plugin"},
-		{"a misspelt CRD option", "middleware.yaml", "excludedPaths: [/health]", "excludePaths: [/health]", "excludePaths: unknown option"},
+		{"a misspelt CRD option", "middleware.yaml", "excludedPaths: [/health]", "excludePaths: [/health]", "unknown option excludePaths: did you mean excludedPaths?"},
 		{"a bad CRD value", "middleware.yaml", "excludedPaths: [/health]", "excludedPaths: [health]", "entraauth: excludedPaths:"},
 		{"a secret file outside Traefik's mounts", "middleware.yaml", "secretFile: /var/run/secrets/entraauth/session-secret", "secretFile: /etc/entraauth/session-secret", "not in a volume or secret mounted"},
 		{"a secret key that is not created", "middleware-secret-urn.yaml", "urn:k8s:secret:entraauth:client-secret", "urn:k8s:secret:entraauth:clientsecret", "no `kubectl -n whoami create secret generic entraauth --from-literal=clientsecret=...`"},

@@ -2,6 +2,7 @@ package entraauth
 
 import (
 	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -111,6 +112,54 @@ func FuzzSafeReturnURL(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw string, authHostMode bool) {
 		checkReturnURL(t, raw, authHostMode)
+	})
+}
+
+// plainPathSeeds are request targets that leave, or try to leave, an
+// excluded prefix.
+func plainPathSeeds() []string {
+	return []string{
+		"/public/x", "/public/", "/public/..;/admin", "/public/..;jsessionid=x/admin", "/public/%2e%2e;/admin",
+		"/public/..%3b/admin", "/public/%252e%252e/admin", "/public/%252e%252e%252fadmin", "/public/a%2Fb",
+		"/public/%c0%ae%c0%ae/admin", "/public/..%5Cadmin", "/public/%2E%2E/admin", "/public/.%2e/admin",
+	}
+}
+
+// checkPlainPath is the property of plainPath: a path it calls plain has
+// no "." or ".." segment, no ';' or '\\' and no encoded slash, and reads
+// the same after a second decoding, so that no server (one that drops
+// ";..." parameters, reads '\\' as '/', or decodes twice) reads it as
+// leaving the folder it names.
+func checkPlainPath(t *testing.T, target string) {
+	u, err := url.ParseRequestURI(target)
+	if err != nil || !plainPath(u) {
+		return
+	}
+	if again, err := url.PathUnescape(u.Path); err != nil || again != u.Path {
+		t.Fatalf("plainPath(%q): plain, but decodes again to %q", target, again)
+	}
+	for _, seg := range strings.Split(u.Path, "/") {
+		if seg == "." || seg == ".." || strings.ContainsAny(seg, ";\\") {
+			t.Fatalf("plainPath(%q): plain, but has the segment %q", target, seg)
+		}
+	}
+	if strings.Contains(strings.ToLower(u.EscapedPath()), "%2f") {
+		t.Fatalf("plainPath(%q): plain, but holds an encoded slash", target)
+	}
+}
+
+func TestPlainPathSeeds(t *testing.T) {
+	for _, target := range plainPathSeeds() {
+		checkPlainPath(t, target)
+	}
+}
+
+func FuzzPlainPath(f *testing.F) {
+	for _, target := range plainPathSeeds() {
+		f.Add(target)
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		checkPlainPath(t, target)
 	})
 }
 

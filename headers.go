@@ -104,21 +104,35 @@ func strippedHeaders(headers []headerClaim, upstream *upstreamToken) []string {
 	return out
 }
 
-// stripIdentityHeaders removes every identity header, whatever its casing
-// and whether it is spelt with underscores: http.Header keys are canonical
-// for parsed requests, but a handler earlier in the chain may have added raw
-// keys, and CGI-style upstreams (PHP, WSGI) read X_Forwarded_User as
-// X-Forwarded-User.
+// stripIdentityHeaders removes from h (a request's headers or trailers)
+// every spelling of an identity header (see foldHeaderName): http.Header
+// keys are canonical for parsed requests, but a handler earlier in the
+// chain may have added raw keys, and upstreams read other separators as
+// '-'. m.strippedSet holds the folded names.
 func (m *Middleware) stripIdentityHeaders(h http.Header) {
-	for _, name := range m.stripped {
-		delete(h, name)
-	}
 	for k := range h {
-		canonical := http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))
-		if canonical != k && m.strippedSet[canonical] {
+		if m.strippedSet[foldHeaderName(k)] {
 			delete(h, k)
 		}
 	}
+}
+
+// headerSeparators turns every character that a header name may hold
+// besides letters and digits (RFC 9110's tchar) into '-'. Upstreams read
+// them as '-': CGI gateways (lighttpd, Apache httpd before 2.4, and the
+// PHP, Perl or Python programs behind them) turn each into '_' in
+// HTTP_X_FORWARDED_USER as they do '-', and WSGI, Rack and FastCGI
+// servers turn '-' into '_', so X.Forwarded.User, X_Forwarded_User and
+// X~Forwarded~User all read as X-Forwarded-User somewhere. A Replacer is
+// safe for concurrent use.
+var headerSeparators = strings.NewReplacer("_", "-", ".", "-", "~", "-", "!", "-", "#", "-", "$", "-", "%", "-",
+	"&", "-", "'", "-", "*", "-", "+", "-", "^", "-", "`", "-", "|", "-")
+
+// foldHeaderName is name as some upstream may read it: lower case, every
+// separator '-'. The spellings of one header fold alike; this is the one
+// place that decides which names are spellings of an identity header.
+func foldHeaderName(name string) string {
+	return strings.ToLower(headerSeparators.Replace(name))
 }
 
 // identityValues computes the identity header values for s, aligned with

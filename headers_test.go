@@ -97,3 +97,41 @@ func TestSpoofedHeadersAreRemovedWhateverTheirCasing(t *testing.T) {
 		}
 	}
 }
+
+func TestFoldHeaderNameReadsEverySeparatorAsADash(t *testing.T) {
+	tests := []struct{ name, folded string }{
+		{"X-Forwarded-User", "x-forwarded-user"},
+		{"X_FORWARDED_USER", "x-forwarded-user"},
+		{"X.Forwarded.User", "x-forwarded-user"},
+		{"x~forwarded!user", "x-forwarded-user"},
+		{"X#Forwarded$User", "x-forwarded-user"},
+		{"X%Forwarded&User", "x-forwarded-user"},
+		{"X'Forwarded*User", "x-forwarded-user"},
+		{"X+Forwarded^User", "x-forwarded-user"},
+		{"X`Forwarded|User", "x-forwarded-user"},
+		{"X--Forwarded-User", "x--forwarded-user"},
+		{"XForwardedUser", "xforwardeduser"},
+	}
+	for _, tt := range tests {
+		if got := foldHeaderName(tt.name); got != tt.folded {
+			t.Errorf("foldHeaderName(%q) = %q, want %q", tt.name, got, tt.folded)
+		}
+	}
+}
+
+func TestIdentityHeadersAreRemovedFromTrailersToo(t *testing.T) {
+	m, got := guard(t, func(c *Config) { c.ExcludedPaths = []string{"/public/*"} })
+	r := httptest.NewRequest("POST", "https://app.example.com/public/upload", strings.NewReader("x"))
+	r.Trailer = http.Header{"X-Forwarded-User": {"mallory"}, "X.Forwarded.Groups": {"admins"}, "X-Checksum": {"1"}}
+	w := httptest.NewRecorder()
+	m.ServeHTTP(w, r)
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d", w.Code)
+	}
+	if len(r.Trailer) != 1 || r.Trailer.Get("X-Checksum") != "1" {
+		t.Fatalf("trailers %v, want X-Checksum alone", r.Trailer)
+	}
+	if got.Get("X-Forwarded-User") != "" {
+		t.Fatalf("upstream got X-Forwarded-User %q", got.Get("X-Forwarded-User"))
+	}
+}

@@ -67,6 +67,11 @@ type Config struct {
 	// UpstreamAccessToken, when its scope is set, gives every signed-in
 	// request an access token of the user for that API.
 	UpstreamAccessToken UpstreamAccessToken `json:"upstreamAccessToken,omitempty"`
+
+	// Unknown receives the options Traefik matches to no field of this
+	// block (mapstructure's remain): New refuses them by name, since
+	// Traefik would otherwise drop a misspelt option without a word.
+	Unknown map[string]interface{} `json:"-" mapstructure:",remain"`
 }
 
 // UpstreamAccessToken asks for an access token for the upstream: the
@@ -79,6 +84,11 @@ type UpstreamAccessToken struct {
 	// Header carries the token: Authorization (the default) as "Bearer
 	// <token>", any other header as the token alone.
 	Header string `json:"header,omitempty"`
+
+	// Unknown receives the options Traefik matches to no field of this
+	// block (mapstructure's remain): New refuses them by name, since
+	// Traefik would otherwise drop a misspelt option without a word.
+	Unknown map[string]interface{} `json:"-" mapstructure:",remain"`
 }
 
 // MicrosoftEntraID holds the Entra ID application registration settings.
@@ -108,6 +118,11 @@ type MicrosoftEntraID struct {
 	// RequestTimeout bounds every call to Entra ID, Microsoft Graph and the
 	// client assertion source, as a Go duration ("10s").
 	RequestTimeout string `json:"requestTimeout,omitempty"`
+
+	// Unknown receives the options Traefik matches to no field of this
+	// block (mapstructure's remain): New refuses them by name, since
+	// Traefik would otherwise drop a misspelt option without a word.
+	Unknown map[string]interface{} `json:"-" mapstructure:",remain"`
 }
 
 // Session configures the sealed session cookie.
@@ -132,6 +147,11 @@ type Session struct {
 	CookieDomain string `json:"cookieDomain,omitempty"`
 	// InsecureCookies drops the Secure attribute: plain-HTTP development only.
 	InsecureCookies bool `json:"insecureCookies,omitempty"`
+
+	// Unknown receives the options Traefik matches to no field of this
+	// block (mapstructure's remain): New refuses them by name, since
+	// Traefik would otherwise drop a misspelt option without a word.
+	Unknown map[string]interface{} `json:"-" mapstructure:",remain"`
 }
 
 // CreateConfig returns the default configuration.
@@ -261,7 +281,7 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 	}
 	m.strippedSet = map[string]bool{}
 	for _, name := range m.stripped {
-		m.strippedSet[name] = true
+		m.strippedSet[foldHeaderName(name)] = true
 	}
 	m.cookie = session.CookieOptions{
 		Name:     s.cookieName,
@@ -299,6 +319,9 @@ func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request) (pass boo
 		}
 	}()
 	m.stripIdentityHeaders(r.Header)
+	if r.Trailer != nil {
+		m.stripIdentityHeaders(r.Trailer)
+	}
 	// The paths it answers here are portalPaths.
 	if strings.HasPrefix(r.URL.Path, m.prefix) {
 		switch r.URL.Path {

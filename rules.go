@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/tfa-plugin/entraauth/session"
 )
@@ -79,35 +80,53 @@ func (e *exclusions) empty() bool {
 	return len(e.exact) == 0 && len(e.prefixes) == 0 && len(e.methods) == 0
 }
 
-// match reports whether r needs no sign-in. A path that is not clean
-// ("/public/../admin"), or holds a backslash or an encoded slash, never
-// matches: the upstream might resolve it outside the excluded tree (IIS and
-// ASP.NET read "\\" as "/", some servers decode "%2F").
+// match reports whether r needs no sign-in: an excluded method, or an
+// excluded path (exact, or under an excluded prefix) that is plain (see
+// plainPath). Every caller (authorize, and passCached through
+// refuseCached) asks it, so that both decide alike.
 func (e *exclusions) match(r *http.Request) bool {
 	if e.methods[r.Method] {
 		return true
 	}
 	p := r.URL.Path
-	if len(e.exact) == 0 && len(e.prefixes) == 0 || !plainPath(r.URL) {
+	if !e.exact[p] && !hasAnyPrefix(p, e.prefixes) {
 		return false
 	}
-	if e.exact[p] {
-		return true
-	}
-	for _, prefix := range e.prefixes {
-		if strings.HasPrefix(p, prefix) {
+	return plainPath(r.URL)
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, prefix := range prefixes {
+		if strings.HasPrefix(s, prefix) {
 			return true
 		}
 	}
 	return false
 }
 
-// plainPath reports whether u's path means the same to every server: clean,
-// with no backslash (raw or encoded: Path is decoded) and no encoded slash.
+// unplain are the characters of a decoded path that some server between
+// Traefik and the files may read otherwise than as a plain name, so that a
+// path under an excluded prefix would reach something outside it:
+//   - '\\' (raw or %5C): IIS and ASP.NET read it as '/';
+//   - ';' (raw or %3B): servlet containers (Tomcat, Jetty, Spring) drop a
+//     segment's ";..." part, so "/public/..;/admin" is /admin to them, and
+//     Traefik's path cleaning leaves "..;" alone;
+//   - '%' (the decoded %25): an upstream that decodes twice reads
+//     "/public/%252e%252e/admin" as "/public/../admin";
+//   - control characters: C servers may end the path at a NUL.
+const unplain = "\\;%\x00\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x0f" +
+	"\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x7f"
+
+// plainPath reports whether u's path means the same to every server: clean
+// (no "." or ".." segment in any spelling, "%2e" included: Path is
+// decoded), none of the unplain characters, no encoded slash (some servers
+// decode %2F), and valid UTF-8 (an overlong "%c0%ae" is a dot to some old
+// decoders). It is asked only for a path that matched an exclusion, so the
+// signed-in requests of other paths never pay for it.
 func plainPath(u *url.URL) bool {
 	p := u.Path
 	if c := path.Clean(p); c != p && c+"/" != p {
 		return false
 	}
-	return !strings.Contains(p, "\\") && !strings.Contains(strings.ToLower(u.RawPath), "%2f")
+	return !strings.ContainsAny(p, unplain) && !strings.Contains(strings.ToLower(u.RawPath), "%2f") && utf8.ValidString(p)
 }

@@ -12,7 +12,8 @@ import (
 )
 
 // guard builds a middleware from c (validConfig when nil) in front of an
-// upstream that records the headers it receives.
+// upstream that records the headers it receives, its trailers among them
+// (as upstreams that merge trailers into headers would read them).
 func guard(t *testing.T, change func(c *Config)) (*Middleware, *http.Header) {
 	t.Helper()
 	c := validConfig()
@@ -21,7 +22,11 @@ func guard(t *testing.T, change func(c *Config)) (*Middleware, *http.Header) {
 	}
 	got := new(http.Header)
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		*got = r.Header.Clone()
+		h := r.Header.Clone()
+		for k, vs := range r.Trailer {
+			h[k] = append(h[k], vs...)
+		}
+		*got = h
 		w.WriteHeader(http.StatusOK)
 	})
 	h, err := New(context.Background(), next, c, "rules")
@@ -195,6 +200,21 @@ func TestExclusions(t *testing.T) {
 		{"GET", "/public/../admin", false},
 		{"GET", "/public/%2e%2e/admin", false},
 		{"GET", "/public/./x", false},
+		{"GET", "/public/..;/admin", false},
+		{"GET", "/public/..;jsessionid=x/admin", false},
+		{"GET", "/public/%2e%2e;/admin", false},
+		{"GET", "/public/..%3b/admin", false},
+		{"GET", "/public/app.css;jsessionid=x", false},
+		{"GET", "/public/%252e%252e/admin", false},
+		{"GET", "/public/%252e%252e%252fadmin", false},
+		{"GET", "/public/%2e/admin", false},
+		{"GET", "/public/%c0%ae%c0%ae/admin", false},
+		{"GET", "/public/..%00/admin", false},
+		{"GET", "/public/caf%C3%A9.png", true},
+		{"GET", "/public/v1.2/app..min.js", true},
+		{"GET", "/public/dir/", true},
+		{"GET", "/health;x", false},
+		{"GET", "/health%3b", false},
 		{"OPTIONS", "/api/items", true},
 		{"POST", "/health/../api", false},
 	}
@@ -216,6 +236,48 @@ func TestExclusions(t *testing.T) {
 				}
 			} else if w.Code != http.StatusUnauthorized {
 				t.Fatalf("status %d, want 401", w.Code)
+			}
+		})
+	}
+}
+
+func TestPlainPath(t *testing.T) {
+	tests := []struct {
+		target string
+		plain  bool
+	}{
+		{"/public/app.css", true},
+		{"/public/", true},
+		{"/public/a/b/c.js", true},
+		{"/public/caf%C3%A9", true},
+		{"/public/...", true},
+		{"/public/.well-known/x", true},
+		{"/public/../admin", false},
+		{"/public/./admin", false},
+		{"/public//admin", false},
+		{"/public/%2e%2e/admin", false},
+		{"/public/%2E/admin", false},
+		{"/public/..;/admin", false},
+		{"/public/;/admin", false},
+		{"/public/x;y", false},
+		{"/public/..%3B/admin", false},
+		{"/public/%252e%252e/admin", false},
+		{"/public/%25", false},
+		{"/public/..%5Cadmin", false},
+		{"/public/..\\admin", false},
+		{"/public/a%2Fb", false},
+		{"/public/a%2fb", false},
+		{"/public/%c0%ae%c0%ae/admin", false},
+		{"/public/a%00b", false},
+		{"/public/a%0Ab", false},
+		{"/public/a%7Fb", false},
+	}
+	for _, tt := range tests {
+		tt := tt
+		t.Run(tt.target, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "https://app.example.com"+tt.target, nil)
+			if got := plainPath(r.URL); got != tt.plain {
+				t.Fatalf("plainPath(%q) = %v, want %v (Path %q, RawPath %q)", tt.target, got, tt.plain, r.URL.Path, r.URL.RawPath)
 			}
 		})
 	}

@@ -265,12 +265,6 @@ func newCacheScope(m *Middleware) *cacheScope {
 	return c
 }
 
-// foldHeaderName is name in lower case with '_' read as '-': the spellings
-// of one header fold alike.
-func foldHeaderName(name string) string {
-	return strings.ToLower(strings.ReplaceAll(name, "_", "-"))
-}
-
 // refuseCached reports whether authorize must decide r even with a cached
 // session: a bearer token for the API, or a path or method that passes
 // without a session.
@@ -292,7 +286,8 @@ func sessionCachePrefix(m *Middleware) string {
 // Cookie header, and reports true; it reports false, touching nothing,
 // when authorize must decide: no cache entry, an expired session, the
 // portal's own endpoints, a path that exclusions may let through, a bearer
-// token for the API. c is m's scope.
+// token for the API, declared trailers (rare; authorize strips identity
+// headers from them too). c is m's scope.
 //
 // It runs on almost every request, interpreted by Yaegi, which on every
 // call allocates a slot for each value the function computes and spends
@@ -316,7 +311,7 @@ func passCached(m *Middleware, c *cacheScope, r *http.Request) bool {
 	sessions.mu.Lock()
 	e := sessions.current[c.prefix+lines[0]]
 	sessions.mu.Unlock()
-	if e == nil || m.until(e.end) <= 0 || c.portal[r.URL.Path] || c.special && refuseCached(m, r) {
+	if e == nil || m.until(e.end) <= 0 || c.portal[r.URL.Path] || c.special && refuseCached(m, r) || r.Trailer != nil {
 		return false
 	}
 	if h.WriteSubset(noWriter, c.common) != nil {

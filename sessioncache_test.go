@@ -146,6 +146,9 @@ func TestCachedRequestsLoseEverySpellingOfTheIdentityHeaders(t *testing.T) {
 		// As Go's servers hand them over: canonical, '_' kept.
 		"X_forwarded_user", "X-Forwarded_user", "X_forwarded-Email", "X-Forwarded-Preferred_username",
 		"X_forwarded_preferred_username", "X_user", "X-Auth-Roles_",
+		// Other separators, which CGI gateways read as '-' too.
+		"X.Forwarded.User", "x.forwarded-email", "X~Forwarded~Roles", "X-Forwarded+Groups", "x.user", "X|User",
+		"X-Auth-Roles.", "X.Auth.Roles~", "X.Userx", "X.Custom",
 	}
 	for _, spelling := range spellings {
 		spelling := spelling
@@ -232,6 +235,11 @@ func TestRequestsForAuthorizeAreNotServedFromTheCache(t *testing.T) {
 		{"two Cookie headers", func() *http.Request {
 			r := cacheRequest("/", cookie)
 			r.Header.Add("Cookie", "theme=dark")
+			return r
+		}()},
+		{"declared trailers", func() *http.Request {
+			r := cacheRequest("/", cookie)
+			r.Trailer = http.Header{"X-Checksum": nil}
 			return r
 		}()},
 	}

@@ -1,11 +1,15 @@
 package entraauth
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"reflect"
 	"sort"
 	"strconv"
 	"strings"
+	"testing"
 )
 
 // How Traefik v3.6 turns a plugin's options into Config, redone with the
@@ -24,9 +28,12 @@ import (
 //     WeaklyTypedInput and StringToSliceHookFunc(","): option names match
 //     field names case-insensitively, "a,b" becomes a list, "true" a bool
 //     (plugins/middlewareyaegi.go).
-//
-// One difference on purpose: mapstructure ignores keys that match no field,
-// so a misspelt option is silently dropped; decodeLikeTraefik refuses them.
+//     Keys that match no field go into the struct's field tagged
+//     `mapstructure:",remain"`, or are dropped when it has none
+//     (mapstructure.go, decodeStructFromMap).
+//   - The Kubernetes CRD provider hands over a Middleware's
+//     spec.plugin.<plugin> as JSON decoded into map[string]interface{}:
+//     booleans stay booleans, lists are []interface{}.
 
 // labelNode is a node of paerser's tree.
 type labelNode struct {
@@ -154,7 +161,8 @@ func loadSecretKeys(v interface{}, secrets map[string]map[string]string) (interf
 }
 
 // decodeLikeTraefik decodes raw plugin options onto c, as Traefik's plugin
-// loader does, refusing options that are no field of Config.
+// loader does: options that are no field of Config end up in the remain
+// field of their block, where validate finds them.
 func decodeLikeTraefik(raw map[string]interface{}, c *Config) error {
 	return decodeOption("", raw, reflect.ValueOf(c).Elem())
 }
@@ -175,9 +183,15 @@ func decodeOption(path string, raw interface{}, v reflect.Value) error {
 		for _, key := range keys {
 			i := fieldIndex(t, key)
 			if i < 0 {
-				return fmt.Errorf("%s: unknown option (Traefik would ignore it without a word)", joinOption(path, key))
+				if r := remainIndex(t); r >= 0 {
+					if v.Field(r).IsNil() {
+						v.Field(r).Set(reflect.ValueOf(map[string]interface{}{}))
+					}
+					v.Field(r).SetMapIndex(reflect.ValueOf(key), reflect.ValueOf(m[key]))
+				}
+				continue
 			}
-			if err := decodeOption(joinOption(path, optionName(t.Field(i))), m[key], v.Field(i)); err != nil {
+			if err := decodeOption(optionPath(path, optionName(t.Field(i))), m[key], v.Field(i)); err != nil {
 				return err
 			}
 		}
@@ -190,6 +204,10 @@ func decodeOption(path string, raw interface{}, v reflect.Value) error {
 		v.SetString(s)
 		return nil
 	case reflect.Bool:
+		if b, ok := raw.(bool); ok {
+			v.SetBool(b)
+			return nil
+		}
 		s, ok := raw.(string)
 		if !ok {
 			return fmt.Errorf("%s: want true or false, got %T", path, raw)
@@ -246,19 +264,39 @@ func decodeOption(path string, raw interface{}, v reflect.Value) error {
 }
 
 // fieldIndex finds the field an option names: mapstructure tries the exact
-// field name, then any case.
+// field name, then any case, never the remain field.
 func fieldIndex(t reflect.Type, key string) int {
 	for i := 0; i < t.NumField(); i++ {
-		if t.Field(i).Name == key {
+		if t.Field(i).Name == key && !isRemain(t.Field(i)) {
 			return i
 		}
 	}
 	for i := 0; i < t.NumField(); i++ {
-		if strings.EqualFold(t.Field(i).Name, key) {
+		if strings.EqualFold(t.Field(i).Name, key) && !isRemain(t.Field(i)) {
 			return i
 		}
 	}
 	return -1
+}
+
+// remainIndex is the field that collects a struct's unmatched keys, or -1.
+func remainIndex(t reflect.Type) int {
+	for i := 0; i < t.NumField(); i++ {
+		if isRemain(t.Field(i)) {
+			return i
+		}
+	}
+	return -1
+}
+
+func isRemain(f reflect.StructField) bool {
+	parts := strings.Split(f.Tag.Get("mapstructure"), ",")
+	for _, p := range parts[1:] {
+		if p == "remain" {
+			return true
+		}
+	}
+	return false
 }
 
 // optionName is a field's documented option name (its json tag).
@@ -269,9 +307,82 @@ func optionName(f reflect.StructField) string {
 	return f.Name
 }
 
-func joinOption(path, name string) string {
-	if path == "" {
-		return name
+// Every block of Config must collect the keys Traefik matches to no field,
+// or a misspelt option in a block without one would be dropped unseen.
+func TestEveryBlockOfConfigCollectsUnknownOptions(t *testing.T) {
+	var check func(path string, typ reflect.Type)
+	check = func(path string, typ reflect.Type) {
+		r := remainIndex(typ)
+		if r < 0 {
+			t.Errorf("%s: no field tagged `mapstructure:\",remain\"`", path)
+		} else if f := typ.Field(r); f.Type != reflect.TypeOf(map[string]interface{}{}) || f.Tag.Get("json") != "-" {
+			t.Errorf("%s.%s: want map[string]interface{} with json:\"-\", got %s %q", path, f.Name, f.Type, f.Tag)
+		}
+		for i := 0; i < typ.NumField(); i++ {
+			if f := typ.Field(i); f.Type.Kind() == reflect.Struct {
+				check(optionPath(path, optionName(f)), f.Type)
+			}
+		}
 	}
-	return path + "." + name
+	check("Config", reflect.TypeOf(Config{}))
+}
+
+// The three ways Traefik hands options over, each with a misspelt one: New
+// must refuse it by name.
+func TestMisspeltOptionsAreRefusedFromEveryProvider(t *testing.T) {
+	const want = "unknown option allowedGroup: did you mean allowedGroups?"
+	const wantNested = "unknown option session.lifetme: did you mean session.lifetime?"
+
+	// Docker labels: flat strings.
+	p := "traefik.http.middlewares.entra.plugin.entraauth."
+	configs, err := pluginConfigsFromLabels(map[string]string{
+		p + "microsoftEntraID.tenantID":     testTenantID,
+		p + "microsoftEntraID.clientID":     testClientID,
+		p + "microsoftEntraID.clientSecret": "client-secret-value",
+		p + "session.secret":                testSecret,
+		p + "session.lifetme":               "30m",
+		p + "allowedGroup":                  alice.Groups[0],
+	}, "entraauth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromLabels := configs["entra"]
+
+	// A Kubernetes Middleware: spec.plugin.entraauth as JSON (what the API
+	// server stores; the CRD provider unmarshals it into a map and
+	// resolves secret URNs), booleans and lists as JSON has them.
+	var fromCRD map[string]interface{}
+	crd := `{"microsoftEntraID": {"tenantID": "` + testTenantID + `", "clientID": "` + testClientID + `",
+		"clientSecret": "urn:k8s:secret:entraauth:client-secret"},
+		"session": {"secret": "urn:k8s:secret:entraauth:session-secret", "renew": true, "lifetme": "30m"},
+		"allowedGroup": ["` + alice.Groups[0] + `"]}`
+	if err := json.Unmarshal([]byte(crd), &fromCRD); err != nil {
+		t.Fatal(err)
+	}
+	resolved, err := loadSecretKeys(fromCRD, map[string]map[string]string{"entraauth": {"client-secret": "client-secret-value", "session-secret": testSecret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The file provider: YAML's nested maps and lists.
+	fromFile := rawValidConfig()
+	fromFile["allowedGroup"] = []interface{}{alice.Groups[0]}
+	fromFile["session"].(map[string]interface{})["lifetme"] = "30m"
+
+	for name, raw := range map[string]map[string]interface{}{"labels": fromLabels, "CRD": resolved.(map[string]interface{}), "file": fromFile} {
+		c := CreateConfig()
+		if err := decodeLikeTraefik(raw, c); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		_, err := New(context.Background(), http.NotFoundHandler(), c, "test")
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), wantNested) {
+			t.Errorf("%s: New: %v, want %q and %q", name, err, want, wantNested)
+		}
+		// Without the misspelt options, the same configuration is valid.
+		c.Unknown = nil
+		c.Session.Unknown = nil
+		if _, err := New(context.Background(), http.NotFoundHandler(), c, "test"); err != nil {
+			t.Errorf("%s without the misspelt options: New: %v", name, err)
+		}
+	}
 }

@@ -187,6 +187,8 @@ func TestDockerLabelsDecodeAndBehaveThroughTraefiksDockerProvider(t *testing.T) 
 	tr.environ = map[string]string{"DOCKER_HOST": "", "DOCKER_API_VERSION": "", "DOCKER_CERT_PATH": "", "DOCKER_TLS_VERIFY": ""}
 	// The broken container's error, provoked below.
 	tr.expectLogLines("entraauth: session.previousSecrets: ")
+	// The misspelt container's error, provoked below.
+	tr.expectLogLines("entraauth: unknown option allowedGroup")
 	// The file provider serves only the TLS certificate and the revision
 	// marker; every router and middleware comes from the labels.
 	tr.start(dynamicConfig{upstream: up.srv.URL})
@@ -416,6 +418,56 @@ func TestDockerLabelsDecodeAndBehaveThroughTraefiksDockerProvider(t *testing.T) 
 			t.Errorf("the broken router answers %s, want 404 (disabled)", resp.Status)
 		}
 		// The other routers are unaffected.
+		tr.waitApplied(appRoutes, reloadTimeout)
+	})
+
+	t.Run("a misspelt label is a configuration error naming it", func(t *testing.T) {
+		// Traefik drops labels that match no option: allowedGroup would
+		// leave the router open to the whole tenant.
+		const typoHost = "typo.example.test"
+		p := "traefik.http.middlewares.typo.plugin.entraauth."
+		docker.run("typo", upURL.Hostname(), labels(
+			"traefik.enable=true",
+			"traefik.http.services.typo.loadbalancer.server.port="+upURL.Port(),
+			"traefik.http.routers.typo.rule=Host(`"+typoHost+"`)",
+			"traefik.http.routers.typo.entrypoints=websecure",
+			"traefik.http.routers.typo.tls=true",
+			"traefik.http.routers.typo.middlewares=typo",
+			p+"microsoftEntraID.tenantID="+tenant.TenantID,
+			p+"microsoftEntraID.clientID="+tenant.ClientID,
+			p+"microsoftEntraID.clientSecretFile="+clientSecretFile,
+			p+"session.secret="+secretB,
+			p+"session.lifetme=30m",
+			p+"allowedGroup="+unusedGroup,
+		))
+		var status map[string]interface{}
+		served := false
+		ok := waitFor(reloadTimeout, 100*time.Millisecond, func() bool {
+			st, err := tr.apiStatus("routers", "typo@docker")
+			if err == nil {
+				served = st != nil
+				return served
+			}
+			cfg, _ := tr.middlewareConfig("typo@docker")
+			return json.Unmarshal([]byte(cfg), &status) == nil && status["error"] != nil
+		})
+		if !ok {
+			t.Fatal("Traefik neither served nor refused the misspelt middleware")
+		}
+		if served {
+			resp := newClient(t, certs).visit(tr.url(typoHost, "/"))
+			t.Fatalf("Traefik serves the router with the misspelt labels: %s", resp.Status)
+		}
+		msg := fmt.Sprint(status["error"])
+		t.Logf("Traefik reports: %s", msg)
+		for _, want := range []string{"unknown option allowedGroup: did you mean allowedGroups?", "unknown option session.lifetme: did you mean session.lifetime?"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("Traefik's API shows %q, want it to contain %q", msg, want)
+			}
+		}
+		if resp := newClient(t, certs).visit(tr.url(typoHost, "/")); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("the misspelt router answers %s, want 404 (disabled)", resp.Status)
+		}
 		tr.waitApplied(appRoutes, reloadTimeout)
 	})
 

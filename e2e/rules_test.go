@@ -1,14 +1,17 @@
 package e2e
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tfa-plugin/entraauth/entraid/entraidtest"
 )
@@ -267,6 +270,8 @@ func TestExcludedPathsAndMethodsPassWithoutASessionButLoseSpoofedIdentity(t *tes
 		h["X-Forwarded-User"] = []string{alice.OID}
 		h["X-Forwarded-Groups"] = []string{"admins"}
 		h["x-forwarded-roles"] = []string{"Admin"}
+		// CGI gateways read '.' as '-' too.
+		h["X.Forwarded.User"] = []string{alice.OID}
 		h["Cookie"] = []string{"entraauth_main=forged; entraauth_main_1=more; theme=dark"}
 		return h
 	}
@@ -303,8 +308,9 @@ func TestExcludedPathsAndMethodsPassWithoutASessionButLoseSpoofedIdentity(t *tes
 			if echo.Method != tt.method {
 				t.Errorf("upstream got %s, want %s", echo.Method, tt.method)
 			}
-			for _, name := range []string{"X-Forwarded-User", "X-Forwarded-Groups", "X-Forwarded-Roles"} {
-				if got := echo.Header.Values(name); len(got) != 0 {
+			for name, got := range echo.Header {
+				if folded := strings.ToLower(strings.NewReplacer(".", "-", "_", "-").Replace(name)); strings.HasPrefix(folded, "x-forwarded-") &&
+					(strings.HasSuffix(folded, "-user") || strings.HasSuffix(folded, "-groups") || strings.HasSuffix(folded, "-roles")) {
 					t.Errorf("spoofed %s reached the upstream: %q", name, got)
 				}
 			}
@@ -317,6 +323,139 @@ func TestExcludedPathsAndMethodsPassWithoutASessionButLoseSpoofedIdentity(t *tes
 	if n := tenant.Hits(entraidtest.Authorize); n != 0 {
 		t.Errorf("authorize endpoint hit %d times; none of these requests should start a sign-in", n)
 	}
+}
+
+// Paths that Traefik forwards as they are but that an upstream reads as
+// outside the excluded prefix: servlet containers drop a segment's ";..."
+// (Traefik's path cleaning leaves "..;" alone), and an upstream that
+// decodes twice turns %252e into '.'. Sent raw over TLS, so that no Go
+// client cleans them; without a session the plugin must answer 401, and
+// with one the upstream must see the path as sent (Traefik forwards it, so
+// only the plugin stands between these paths and the upstream).
+func TestPathsThatLeaveAnExcludedPrefixNeedASession(t *testing.T) {
+	tenant := newTenant(t, alice.PreferredUsername)
+	e := newGuardedEnv(t, tenant, guard{appHost, func(pc map[string]interface{}) {
+		pc["excludedPaths"] = []interface{}{"/public/*"}
+	}})
+	e.client.signIn(e.traefik.url(appHost, "/"))
+	home, err := url.Parse(e.traefik.url(appHost, "/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pairs []string
+	for _, ck := range e.client.jar.Cookies(home) {
+		pairs = append(pairs, ck.Name+"="+ck.Value)
+	}
+	session := strings.Join(pairs, "; ")
+
+	if resp, _ := e.rawRequest(t, "/public/site.css", ""); resp.StatusCode != http.StatusOK {
+		t.Fatalf("a plain path under the excluded prefix: %s, want it to pass without a session", resp.Status)
+	}
+	for _, path := range []string{
+		"/public/..;/admin", "/public/..;jsessionid=x/admin", "/public/%2e%2e;/admin", "/public/..%3b/admin",
+		"/public/%252e%252e/admin", "/public/%252e%252e%252fadmin",
+	} {
+		path := path
+		t.Run(path, func(t *testing.T) {
+			resp, body := e.rawRequest(t, path, "")
+			if resp.StatusCode != http.StatusUnauthorized || strings.Contains(body, `"header"`) {
+				t.Fatalf("without a session: %s %.200s, want the plugin's 401", resp.Status, body)
+			}
+			resp, body = e.rawRequest(t, path, session)
+			var echo echoed
+			if resp.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &echo) != nil {
+				t.Fatalf("with a session: %s %.200s, want the upstream's echo", resp.Status, body)
+			}
+			if echo.Header.Get("X-Forwarded-User") != alice.OID {
+				t.Errorf("with a session, the upstream got X-Forwarded-User %q", echo.Header.Get("X-Forwarded-User"))
+			}
+			t.Logf("with a session the upstream sees %q", echo.Path)
+		})
+	}
+}
+
+// rawRequest sends "GET path" to appHost exactly as written, over its own
+// TLS connection, with an API client's Accept and cookie when not "", and
+// returns the response and its body.
+func (e *env) rawRequest(t *testing.T, path, cookie string) (*http.Response, string) {
+	t.Helper()
+	u, err := url.Parse(e.traefik.url(appHost, "/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := e.client.dial(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(requestLimit))
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + u.Host + "\r\nAccept: application/json\r\nUser-Agent: entraauth-e2e\r\nConnection: close\r\n"
+	if cookie != "" {
+		req += "Cookie: " + cookie + "\r\n"
+	}
+	if _, err := io.WriteString(conn, req+"\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		t.Fatalf("GET %s: read body: %v", path, err)
+	}
+	return resp, string(body)
+}
+
+// Traefik drops options that match no field of the plugin's Config, so a
+// misspelt rule used to leave its router open to the whole tenant. The
+// plugin now refuses the middleware: Traefik logs the error naming the
+// option, shows it in its API, and the router answers 404 rather than
+// serve the site.
+func TestAMisspeltRuleIsRefusedRatherThanIgnored(t *testing.T) {
+	e := newEnv(t, bob.PreferredUsername, nil)
+	const typoHost = "typo.example.test"
+	const want = "unknown option allowedGroup: did you mean allowedGroups?"
+	typo := pluginConfig(e.tenant, sessionSecret)
+	typo["allowedGroup"] = []interface{}{alice.Groups[0]} // bob is in no group
+	cfg := e.cfg
+	cfg.routes = append(append([]route(nil), e.cfg.routes...), route{name: "typo", hosts: []string{typoHost}, middlewares: []string{"typo"}})
+	cfg.middlewares = map[string]map[string]interface{}{authMiddleware: e.cfg.middlewares[authMiddleware], "typo": typo}
+	e.traefik.expectLogLines("unknown option allowedGroup")
+	e.traefik.writeDynamic(cfg)
+
+	var refused, served bool
+	var why string
+	if !waitFor(reloadTimeout, 100*time.Millisecond, func() bool {
+		st, err := e.traefik.apiStatus("routers", "typo")
+		switch {
+		case err != nil && strings.Contains(err.Error(), want):
+			refused, why = true, err.Error()
+		case err != nil:
+			why = err.Error()
+		case st != nil:
+			served = true
+		}
+		return refused || served
+	}) {
+		t.Fatalf("Traefik neither served nor refused the router with the misspelt option: %s", why)
+	}
+	if served {
+		resp, hops := newClient(t, e.certs).navigate(e.traefik.url(typoHost, "/"))
+		t.Fatalf("Traefik serves the router with allowedGroup (for allowedGroups): bob, in no group, ends with %s via %v", resp.Status, hopURLs(hops))
+	}
+	if resp := newClient(t, e.certs).visit(e.traefik.url(typoHost, "/")); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the refused router answers %s, want 404", resp.Status)
+	}
+	if !waitFor(reloadTimeout, 100*time.Millisecond, func() bool { return e.traefik.logContains(want) }) {
+		t.Errorf("Traefik's log does not say %q", want)
+	}
+	// The other router is untouched.
+	if got := e.client.signIn(e.traefik.url(appHost, "/")).Header.Get("X-Forwarded-User"); got != bob.OID {
+		t.Errorf("the other router: X-Forwarded-User = %q", got)
+	}
+	t.Logf("refused with: %s", why)
 }
 
 func TestConfiguredHeadersReplaceTheDefaultIdentityHeaders(t *testing.T) {

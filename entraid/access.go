@@ -37,7 +37,7 @@ type AccessClaims struct {
 	Roles             []string // app roles, for users and for apps
 	Groups            []string
 	// AppOnly is true for a token an application got for itself (client
-	// credentials): no user, no scopes, only roles.
+	// credentials): idtyp app, or no idtyp, no scp and sub equal to oid.
 	AppOnly bool
 }
 
@@ -132,8 +132,13 @@ func (c *Client) VerifyAccessToken(ctx context.Context, raw string, p AccessPoli
 	if ac.OID == "" {
 		return nil, fmt.Errorf("%w: the token has no oid", ErrInvalidAccessToken)
 	}
+	// idtyp (an optional claim) says so; without it, an application's own
+	// token has no scp and its sub is its oid (the service principal),
+	// while a user's sub is pairwise per application and never is. No scp
+	// alone is not enough: a user's token without one would be taken for an
+	// application's and skip the rules for people.
 	idtyp := tok.String("idtyp")
-	ac.AppOnly = idtyp == "app" || (idtyp == "" && len(ac.Scopes) == 0)
+	ac.AppOnly = idtyp == "app" || (idtyp == "" && len(ac.Scopes) == 0 && ac.OID == tok.String("sub"))
 	return ac, nil
 }
 

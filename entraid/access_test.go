@@ -138,6 +138,27 @@ func TestVerifyAccessTokenClaims(t *testing.T) {
 			}
 		})
 	}
+	t.Run("without idtyp, only a token without scp whose sub is its oid is app-only", func(t *testing.T) {
+		user := f.tenant.APIAccessTokenClaims(alice, apiV2, "")
+		delete(user, "scp")
+		app := f.tenant.AppAccessTokenClaims(daemonID, apiV2, []string{"Items.Sync"})
+		appWithScp := f.tenant.AppAccessTokenClaims(daemonID, apiV2, nil)
+		appWithScp["scp"] = "Items.Read"
+		for _, tt := range []struct {
+			name    string
+			claims  map[string]interface{}
+			appOnly bool
+		}{
+			{"a user's token without scp (pairwise sub)", user, false},
+			{"an application's token (sub is oid)", app, true},
+			{"a token with scp whose sub is its oid", appWithScp, false},
+		} {
+			ac, err := f.client.VerifyAccessToken(context.Background(), f.tenant.SignToken(tt.claims), policy)
+			if err != nil || ac.AppOnly != tt.appOnly {
+				t.Errorf("%s: %+v, %v; want AppOnly %v", tt.name, ac, err, tt.appOnly)
+			}
+		}
+	})
 	t.Run("idtyp app makes a token app-only, idtyp user delegated", func(t *testing.T) {
 		for idtyp, appOnly := range map[string]bool{"app": true, "user": false} {
 			c := f.tenant.AppAccessTokenClaims(daemonID, apiV2, []string{"Items.Sync"})
