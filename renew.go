@@ -113,7 +113,7 @@ type renewal struct {
 // renewSession renews s, past its lifetime, in-band: one token request for any
 // number of requests at once, the new cookie set on this response.
 func (m *Middleware) renewSession(w http.ResponseWriter, r *http.Request, s *session.Session, now time.Time) (*session.Session, sessionState) {
-	v, ok := renewals.do(r.Context(), m.renewalKey(s), now, func() (interface{}, time.Duration) {
+	v, ok := renewals.do(r.Context(), m.renewalKey(s), m.now, func() (interface{}, time.Duration) {
 		ctx, cancel := context.WithTimeout(context.Background(), renewalTimeout)
 		defer cancel()
 		rn := m.refreshSession(ctx, s, now)

@@ -362,6 +362,51 @@ func TestWhileEntraIsUnreachableASessionKeepsWorkingForABoundedGrace(t *testing.
 	}
 }
 
+// A renewal that fails slowly (Entra ID black-holed: every token request
+// waits out the request timeout) is remembered from when it failed, not
+// from when it started: the requests after it pass within the grace at
+// once, with no token request of their own, for failureMemory.
+func TestASlowlyFailingRenewalIsRememberedFromItsEnd(t *testing.T) {
+	rs := newRenewalStack(t, alice, func(c *Config) { c.MicrosoftEntraID.RequestTimeout = "1s" })
+	// The token endpoint answers too late: the client gives up after 1 s.
+	rs.tenant.SetFault(entraidtest.Token, entraidtest.Fault{Delay: 2 * time.Second, Status: http.StatusServiceUnavailable})
+	rs.advance(time.Hour + time.Minute)
+	tokens := rs.tenant.Hits(entraidtest.Token)
+
+	first := make(chan int, 1)
+	go func() {
+		resp, err := rs.get(rs.cookies(), "/first", apiCall())
+		if err != nil {
+			first <- 0
+			return
+		}
+		first <- resp.StatusCode
+	}()
+	// While the token request hangs, the middleware's clock passes a
+	// black hole's 10 s timeout.
+	waitFor(t, "the token request", func() bool { return rs.tenant.Hits(entraidtest.Token) > tokens })
+	rs.advance(10 * time.Second)
+	if status := <-first; status != http.StatusOK {
+		t.Fatalf("the request that tried to renew: %d, want 200 within the grace", status)
+	}
+	for i := 0; i < 3; i++ {
+		resp, _ := rs.send(t, http.MethodGet, "/next", apiCall())
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("a request right after the failure: %d, want 200 within the grace", resp.StatusCode)
+		}
+	}
+	if got := rs.tenant.Hits(entraidtest.Token) - tokens; got != 1 {
+		t.Errorf("%d token requests, want 1: the failure is remembered for %s from its end", got, failureMemory)
+	}
+	// failureMemory after the failure, the next request tries again.
+	rs.advance(failureMemory)
+	rs.tenant.SetFault(entraidtest.Token, entraidtest.Fault{})
+	resp, _ := rs.send(t, http.MethodGet, "/later", apiCall())
+	if resp.StatusCode != http.StatusOK || findSetCookie(resp, "entraauth_main=") == "" {
+		t.Errorf("%s after the failure: %d, want the renewed session", failureMemory, resp.StatusCode)
+	}
+}
+
 func TestMaxLifetimeForcesASignIn(t *testing.T) {
 	rs := newRenewalStack(t, alice, func(c *Config) {
 		c.Session.Lifetime = "1h"

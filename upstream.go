@@ -42,12 +42,13 @@ type upstreamAccess struct {
 func (m *Middleware) setUpstreamToken(w http.ResponseWriter, r *http.Request, s *session.Session) (until int64, answered bool) {
 	now := m.now()
 	key := digest(fmt.Sprintf("upstream token\x00%p\x00%s\x00%s\x00%s\x00%d", m.client, m.sessionAAD, m.upstream.scope, s.OID, s.AuthTime))
-	v, ok := upstreamTokens.do(r.Context(), key, now, func() (interface{}, time.Duration) {
+	v, ok := upstreamTokens.do(r.Context(), key, m.now, func() (interface{}, time.Duration) {
 		a := m.mintUpstreamToken(s, now)
 		if a.problem != nil || a.refused {
 			return a, failureMemory
 		}
-		return a, time.Duration(a.expires-now.Unix()) * time.Second
+		// Until the token is replaced, counted from now that it came.
+		return a, time.Unix(a.expires, 0).Sub(m.now())
 	})
 	a, _ := v.(*upstreamAccess)
 	if !ok || a == nil {
