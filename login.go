@@ -147,7 +147,7 @@ func (m *Middleware) serveCallback(w http.ResponseWriter, r *http.Request) {
 		m.writeError(w, r, &problem{Status: status, Title: "Sign-in could not be verified", Message: "The identity token from Microsoft Entra ID did not pass verification. Please sign in again.", Code: "invalid_id_token", Retry: st.ReturnURL})
 		return
 	}
-	groups, pending, p := m.resolveGroups(r.Context(), claims, token.AccessToken)
+	groups, pending, p := m.resolveGroups(r.Context(), claims, token)
 	if p != nil {
 		p.Retry = st.ReturnURL
 		m.writeError(w, r, p)
@@ -191,37 +191,63 @@ func (m *Middleware) sessionFrom(claims *entraid.Claims, groups []string, pendin
 	}
 }
 
-// resolveGroups returns the groups to keep in the session. A user in more
-// groups than a token holds (a groups overage) has none in the token: when
-// this middleware has group rules it asks Microsoft Graph, with the access
-// token of this sign-in, and keeps the groups some router's rules name;
-// otherwise the groups stay pending, for a middleware that needs them to
-// resolve with a sign-in of its own. A Graph failure is an error page, never
-// a silent "no groups".
-func (m *Middleware) resolveGroups(ctx context.Context, claims *entraid.Claims, accessToken string) ([]string, bool, *problem) {
+// resolveGroups returns the groups to keep in the session of a sign-in or
+// renewal whose tokens are tok. A user in more groups than a token holds (a
+// groups overage) has none in the token. When some router sharing the
+// session names groups in its rules (any of them, not only this one: a
+// session signed in or renewed here serves them all), it asks Microsoft
+// Graph and keeps the groups that some router's rules name. tok's access
+// token reads Graph when this router asked for User.Read (a router with
+// group rules does); otherwise the refresh token is redeemed for User.Read
+// first. Without a refresh token (renewal off), or when Entra ID refuses
+// User.Read, the groups stay pending: a router that needs them signs the
+// user in again, asking for it. A Graph failure is an error page, never a
+// silent "no groups".
+func (m *Middleware) resolveGroups(ctx context.Context, claims *entraid.Claims, tok *entraid.Token) ([]string, bool, *problem) {
 	if !claims.GroupsOverage {
 		return claims.Groups, false, nil
 	}
-	if len(m.rules.groups) == 0 {
+	if !groupsNamed(m.sessionKey) {
 		return nil, true, nil
 	}
-	all, err := m.client.GroupMemberships(ctx, accessToken)
+	access := tok.AccessToken
+	if !containsFold(m.client.Scopes(), entraid.GraphScope) {
+		if tok.RefreshToken == "" {
+			return nil, true, nil
+		}
+		graph, err := m.client.Refresh(ctx, tok.RefreshToken, entraid.GraphScope)
+		if why, refused := refusal(err); refused {
+			m.log.Printf("groups of %s left pending: Microsoft Entra ID refused a token for Microsoft Graph: %s", claims.OID, why)
+			return nil, true, nil
+		}
+		if err != nil {
+			return nil, false, m.groupsProblem(claims, err)
+		}
+		access = graph.AccessToken
+	}
+	all, err := m.client.GroupMemberships(ctx, access)
 	if err != nil {
-		m.log.Printf("group memberships of %s from Microsoft Graph: %v", claims.OID, err)
-		p := &problem{
-			Status:  http.StatusBadGateway,
-			Title:   "Group memberships could not be read",
-			Message: "You are in more groups than a sign-in token holds, and Microsoft Graph did not tell us which: access cannot be decided. Please try again.",
-			Code:    "groups_unavailable",
-			Hint:    "The app registration needs the delegated Microsoft Graph permission User.Read (granted with admin consent where users cannot consent).",
-		}
-		if ee := entraError(err); ee != nil {
-			p.Code = ee.Code
-			p.TraceID = ee.TraceID
-		}
-		return nil, false, p
+		return nil, false, m.groupsProblem(claims, err)
 	}
 	return neededGroups(m.sessionKey, all), false, nil
+}
+
+// groupsProblem logs why a user's groups could not be read and explains
+// it: access cannot be decided.
+func (m *Middleware) groupsProblem(claims *entraid.Claims, err error) *problem {
+	m.log.Printf("group memberships of %s from Microsoft Graph: %v", claims.OID, err)
+	p := &problem{
+		Status:  http.StatusBadGateway,
+		Title:   "Group memberships could not be read",
+		Message: "You are in more groups than a sign-in token holds, and Microsoft Graph did not tell us which: access cannot be decided. Please try again.",
+		Code:    "groups_unavailable",
+		Hint:    "The app registration needs the delegated Microsoft Graph permission User.Read (granted with admin consent where users cannot consent).",
+	}
+	if ee := entraError(err); ee != nil {
+		p.Code = ee.Code
+		p.TraceID = ee.TraceID
+	}
+	return p
 }
 
 // clearHostOnlySession deletes a host-only session cookie left from before

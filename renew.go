@@ -186,7 +186,7 @@ func (m *Middleware) refreshSession(ctx context.Context, s *session.Session, now
 		m.log.Printf("session of %s ended: the renewed ID token did not verify: %v", s.OID, err)
 		return &renewal{refused: "the renewed ID token did not verify"}
 	}
-	groups, pending, p := m.resolveGroups(ctx, claims, tok.AccessToken)
+	groups, pending, p := m.resolveGroups(ctx, claims, tok)
 	if p != nil {
 		return &renewal{problem: p}
 	}
