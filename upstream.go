@@ -29,7 +29,7 @@ const (
 // upstreamAccess is the outcome of minting an access token for the
 // upstream.
 type upstreamAccess struct {
-	value   string // the header value
+	token   string // the access token, sanitized; each router formats it (format)
 	expires int64  // Unix seconds: the token is replaced from then on
 	refused bool   // Entra ID refused the grant: the session ends
 	problem *problem
@@ -63,8 +63,18 @@ func (m *Middleware) setUpstreamToken(w http.ResponseWriter, r *http.Request, s 
 		m.writeError(w, r, a.problem)
 		return 0, true
 	}
-	r.Header[m.upstream.header] = []string{a.value}
+	r.Header[m.upstream.header] = []string{m.upstream.format(a.token)}
 	return a.expires, false
+}
+
+// format is the header value that carries token: "Bearer <token>" in
+// Authorization, the token alone in a header of its own. Routers of one app
+// and scope share the token, not the header value: each formats it.
+func (u *upstreamToken) format(token string) string {
+	if u.bearer {
+		return "Bearer " + token
+	}
+	return token
 }
 
 // mintUpstreamToken redeems s's refresh token for an access token for the
@@ -95,11 +105,7 @@ func (m *Middleware) mintUpstreamToken(s *session.Session, now time.Time) *upstr
 	if life < shortestUpstreamToken {
 		life = shortestUpstreamToken
 	}
-	value := tok.AccessToken
-	if m.upstream.bearer {
-		value = "Bearer " + value
-	}
-	return &upstreamAccess{value: sanitizeHeaderValue(value), expires: now.Add(life).Unix()}
+	return &upstreamAccess{token: sanitizeHeaderValue(tok.AccessToken), expires: now.Add(life).Unix()}
 }
 
 // consentMissing reports whether Entra ID refused a token for lack of
