@@ -47,7 +47,7 @@ func TestGroupsOverageIsResolvedWithMicrosoftGraph(t *testing.T) {
 	}
 	loc, _ := http.NewRequest("GET", st.server.URL, nil)
 	for _, ck := range c.Jar.Cookies(loc.URL) {
-		if strings.HasPrefix(ck.Name, "entraauth_main_") {
+		if strings.HasPrefix(ck.Name, "__Host-entraauth_main_") {
 			t.Errorf("the session needed chunk %s", ck.Name)
 		}
 	}

@@ -182,7 +182,7 @@ func (m *Middleware) serveLogout(w http.ResponseWriter, r *http.Request) {
 			m.writeError(w, r, &problem{Status: http.StatusForbidden, Title: "Sign-out refused", Message: "Sign-out requests must come from this site.", Code: "cross_origin"})
 			return
 		}
-		session.ClearChunked(w.Header(), r, m.cookie)
+		m.clearSession(w, r)
 		base := requestScheme(r) + "://" + r.Host
 		target, explicit := m.safeReturnURL(formValue(r, "rd"), r)
 		if explicit && strings.HasPrefix(target, "/") {
@@ -238,7 +238,7 @@ func (m *Middleware) rememberSignedOutReturn(w http.ResponseWriter, r *http.Requ
 }
 
 func (m *Middleware) signedOutCookieName() string {
-	return m.cookie.Name + "_signedout"
+	return m.signedOutName
 }
 
 // serveSignedOut tells the user they are signed out, with a link to sign in

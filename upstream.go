@@ -56,7 +56,7 @@ func (m *Middleware) setUpstreamToken(w http.ResponseWriter, r *http.Request, s 
 	}
 	switch {
 	case a.refused:
-		session.ClearChunked(w.Header(), r, m.cookie)
+		m.clearSession(w, r)
 		m.challenge(w, r, sessionEnded)
 		return 0, true
 	case a.problem != nil:
