@@ -317,6 +317,20 @@ func attacks() []attack {
 			resp, body := navigate(t, victim, attackerCallback)
 			refusedSignIn(t, resp, body, http.StatusBadRequest, "invalid_state")
 		}},
+		{"login CSRF: a sibling subdomain plants the attacker's own login-state cookie and sends the victim to the attacker's callback", func(t *testing.T, a *arena) {
+			attacker := noRedirects(a.st.browser())
+			callback, _ := url.Parse(a.loginCallback(t, attacker, "/"))
+			victim := noRedirects(a.st.browser())
+			for _, ck := range attacker.Jar.Cookies(callback) {
+				// Cookies reach the server as name=value alone: one set
+				// for the parent domain arrives like the site's own.
+				if strings.HasPrefix(ck.Name, "entraauth_main_login_") {
+					victim.Jar.SetCookies(callback, []*http.Cookie{{Name: ck.Name, Value: ck.Value, Path: "/portals/main/oauth2/callback"}})
+				}
+			}
+			resp, body := navigate(t, victim, callback.String())
+			refusedSignIn(t, resp, body, http.StatusBadRequest, "invalid_state")
+		}},
 		{"a state no browser was given", func(t *testing.T, a *arena) {
 			c := noRedirects(a.st.browser())
 			a.loginCallback(t, c, "/")

@@ -496,6 +496,11 @@ type cookieNames struct {
 	// state, a planted one opens nothing (see the readme).
 	login     string
 	signedOut string
+	// binding names the cookie that ties a sign-in to the browser that
+	// started it, where the session cookie has the __Host- prefix (which
+	// this cookie has too): a login-state cookie that a sibling subdomain
+	// planted, the attacker's own, then opens no sign-in. "" otherwise.
+	binding string
 }
 
 // The cookie name prefixes that browsers enforce: a __Host- cookie must be
@@ -521,6 +526,9 @@ func sessionCookieNames(configured, cookieDomain string, insecure bool) cookieNa
 	if cookieDomain == "" && !insecure && !strings.HasPrefix(configured, hostPrefix) && !strings.HasPrefix(configured, securePrefix) {
 		names.session = hostPrefix + configured
 		names.legacy = configured
+	}
+	if strings.HasPrefix(names.session, hostPrefix) {
+		names.binding = hostPrefix + base + "_login"
 	}
 	return names
 }

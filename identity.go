@@ -186,5 +186,6 @@ func (m *Middleware) stripOwnCookies(r *http.Request) {
 
 func (m *Middleware) isOwnCookie(name string) bool {
 	return session.IsChunkName(m.cookie.Name, name) || strings.HasPrefix(name, m.loginPrefix) ||
-		m.legacy.Name != "" && session.IsChunkName(m.legacy.Name, name)
+		m.legacy.Name != "" && session.IsChunkName(m.legacy.Name, name) ||
+		m.loginBinding != "" && name == m.loginBinding
 }

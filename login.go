@@ -30,6 +30,8 @@ type loginState struct {
 	Verifier    string `json:"v"`
 	ReturnURL   string `json:"r"`
 	RedirectURI string `json:"u"`
+	// Binding is the value of the browser's binding cookie (bindLogin).
+	Binding string `json:"b,omitempty"`
 }
 
 // startLogin sends the browser to Entra ID with a fresh state, nonce and
@@ -57,6 +59,7 @@ func (m *Middleware) startLogin(w http.ResponseWriter, r *http.Request) {
 		host = m.authHost
 	}
 	st.RedirectURI = scheme + "://" + host + m.callbackPath
+	st.Binding = m.bindLogin(w, r)
 
 	authURL, err := m.client.AuthCodeURL(r.Context(), entraid.AuthRequest{
 		RedirectURI:   st.RedirectURI,
@@ -287,13 +290,56 @@ func (m *Middleware) consumeLoginState(w http.ResponseWriter, r *http.Request, s
 	if err := json.Unmarshal(plain, &st); err != nil {
 		return nil, false
 	}
-	if subtle.ConstantTimeCompare([]byte(st.State), []byte(state)) != 1 {
+	if subtle.ConstantTimeCompare([]byte(st.State), []byte(state)) != 1 || !m.boundToBrowser(r, &st) {
 		return nil, false
 	}
 	if !usedStates.claim(state, m.now()) {
 		return nil, false
 	}
 	return &st, true
+}
+
+// Login-state cookies cannot have the __Host- prefix, which needs Path=/:
+// they are scoped to the callback path. A sibling subdomain could then set
+// one for the parent domain: its own, genuine, with the callback URL of its
+// own sign-in, which signs the victim in to the attacker's account (login
+// CSRF, a session fixation). Where the session cookie has the prefix, a
+// small __Host- cookie (loginBinding), set when a sign-in starts and kept
+// for the browser's sign-ins in flight, holds a random value that the
+// login state carries: a planted login state carries the attacker's value,
+// and no sibling can set the victim's binding cookie.
+
+// bindLogin sets, or keeps, the browser's binding cookie and returns its
+// value; "" without one (session.cookieDomain, session.insecureCookies).
+func (m *Middleware) bindLogin(w http.ResponseWriter, r *http.Request) string {
+	if m.loginBinding == "" {
+		return ""
+	}
+	value := randomToken()
+	if c, err := r.Cookie(m.loginBinding); err == nil && len(c.Value) == tokenLength && onlyOf(c.Value, base64URLAlphabet) {
+		// Another tab's sign-in is in flight with it.
+		value = c.Value
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name:     m.loginBinding,
+		Value:    value,
+		Path:     "/",
+		MaxAge:   int(loginLifetime / time.Second),
+		Secure:   true,
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+	})
+	return value
+}
+
+// boundToBrowser reports whether st was started in the browser that sent
+// r: its binding cookie holds st's value (always true without one).
+func (m *Middleware) boundToBrowser(r *http.Request, st *loginState) bool {
+	if m.loginBinding == "" {
+		return true
+	}
+	c, err := r.Cookie(m.loginBinding)
+	return err == nil && len(st.Binding) == tokenLength && subtle.ConstantTimeCompare([]byte(c.Value), []byte(st.Binding)) == 1
 }
 
 func (m *Middleware) loginCookieName(state string) string {

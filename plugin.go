@@ -203,6 +203,7 @@ type Middleware struct {
 	legacy        session.CookieOptions
 	legacyAAD     string
 	loginPrefix   string // login-state cookie names start with this
+	loginBinding  string // ties sign-ins to their browser (cookieNames.binding)
 	signedOutName string // the signed-out page's cookie
 	authHost      string
 	cookieDomain  string
@@ -259,6 +260,7 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 		requiredScopes: s.requiredScopes,
 		apiAppRoles:    s.apiAppRoles,
 		loginPrefix:    s.cookies.login,
+		loginBinding:   s.cookies.binding,
 		signedOutName:  s.cookies.signedOut,
 		authHost:       s.authHost,
 		cookieDomain:   s.cookieDomain,

@@ -214,6 +214,13 @@ func TestSessionCookieAttributes(t *testing.T) {
 			t.Errorf("login cookie %q lacks %s", login, attr)
 		}
 	}
+	// The cookie that ties the sign-in to this browser (see bindLogin).
+	binding := findSetCookie(resp, "__Host-entraauth_main_login=")
+	for _, attr := range []string{"Path=/;", "Max-Age=600", "HttpOnly", "Secure", "SameSite=Lax"} {
+		if !strings.Contains(binding, attr) || strings.Contains(binding, "Domain=") {
+			t.Errorf("binding cookie %q lacks %s or has a Domain", binding, attr)
+		}
+	}
 
 	// Follow to the tenant and back to the callback by hand.
 	resp, _ = navigate(t, c, loc.String())
@@ -329,6 +336,29 @@ func TestASessionFromBeforeTheHostPrefixIsMovedToIt(t *testing.T) {
 				t.Errorf("with the moved cookie: %d, user %q", w.Code, (*upstream).Get("X-Forwarded-User"))
 			}
 		})
+	}
+}
+
+// Sign-out deletes the session under both names, chunks included: a
+// browser may still hold the cookie from before the __Host- prefix.
+func TestSignOutDeletesTheSessionUnderBothNames(t *testing.T) {
+	// Entra ID unreachable at once: sign-out continues without it.
+	m, _ := guard(t, func(c *Config) { c.MicrosoftEntraID.AuthorityHost = "http://127.0.0.1:1" })
+	r := httptest.NewRequest("POST", "https://app.example.com/portals/main/logout", nil)
+	r.Header.Set("Origin", "https://app.example.com")
+	r.Header.Set("Cookie", "__Host-entraauth_main=2.new; __Host-entraauth_main_1=chunk; entraauth_main=2.old; entraauth_main_1=chunk")
+	w := httptest.NewRecorder()
+	m.ServeHTTP(w, r)
+	deleted := map[string]bool{}
+	for _, c := range w.Result().Cookies() {
+		if c.MaxAge < 0 {
+			deleted[c.Name] = true
+		}
+	}
+	for _, name := range []string{"__Host-entraauth_main", "__Host-entraauth_main_1", "entraauth_main", "entraauth_main_1"} {
+		if !deleted[name] {
+			t.Errorf("sign-out (%d) did not delete %s", w.Code, name)
+		}
 	}
 }
 

@@ -213,7 +213,7 @@ var commonHeaders = []string{
 // out, and hashed to keep keys short: if authorize's signed-in decision
 // comes to depend on more of the configuration, it must be added here.
 func newCacheScope(m *Middleware) *cacheScope {
-	config := fmt.Sprintf("%q\x00%q\x00%s\x00%v\x00%v\x00%v\x00%v\x00%v\x00%v", m.sessionAAD, m.legacyAAD, m.loginPrefix, m.lifetime, m.maxLifetime, m.renew, m.upstream, m.headers, m.rules)
+	config := fmt.Sprintf("%q\x00%q\x00%s\x00%v\x00%v\x00%v\x00%v\x00%v\x00%v", m.sessionAAD, m.legacyAAD, m.loginPrefix+"\x00"+m.loginBinding, m.lifetime, m.maxLifetime, m.renew, m.upstream, m.headers, m.rules)
 	c := &cacheScope{
 		prefix:  fmt.Sprintf("r%p:%s:", m.sealer, digest(config)),
 		special: m.api != nil || !m.exclusions.empty(),
