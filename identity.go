@@ -79,10 +79,18 @@ func (m *Middleware) moveSession(w http.ResponseWriter, r *http.Request, s *sess
 }
 
 // clearSession deletes the session cookie, under both names, with every
-// chunk r carries.
+// chunk r carries, and the sign-in binding cookie (bindLogin) when r
+// carries it: a session that ends leaves no cookie of the plugin behind (a
+// sign-in that starts on the same response sets the binding again, after).
 func (m *Middleware) clearSession(w http.ResponseWriter, r *http.Request) {
 	session.ClearChunked(w.Header(), r, m.cookie)
 	m.clearLegacySession(w, r)
+	if m.loginBinding == "" || r == nil {
+		return
+	}
+	if _, err := r.Cookie(m.loginBinding); err == nil {
+		http.SetCookie(w, &http.Cookie{Name: m.loginBinding, Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	}
 }
 
 // clearLegacySession deletes the legacy session cookie and its chunks when

@@ -339,14 +339,15 @@ func TestASessionFromBeforeTheHostPrefixIsMovedToIt(t *testing.T) {
 	}
 }
 
-// Sign-out deletes the session under both names, chunks included: a
-// browser may still hold the cookie from before the __Host- prefix.
+// Sign-out deletes the session under both names, chunks included (a
+// browser may still hold the cookie from before the __Host- prefix), and
+// the sign-in binding cookie: nothing of the plugin's is left.
 func TestSignOutDeletesTheSessionUnderBothNames(t *testing.T) {
 	// Entra ID unreachable at once: sign-out continues without it.
 	m, _ := guard(t, func(c *Config) { c.MicrosoftEntraID.AuthorityHost = "http://127.0.0.1:1" })
 	r := httptest.NewRequest("POST", "https://app.example.com/portals/main/logout", nil)
 	r.Header.Set("Origin", "https://app.example.com")
-	r.Header.Set("Cookie", "__Host-entraauth_main=2.new; __Host-entraauth_main_1=chunk; entraauth_main=2.old; entraauth_main_1=chunk")
+	r.Header.Set("Cookie", "__Host-entraauth_main=2.new; __Host-entraauth_main_1=chunk; entraauth_main=2.old; entraauth_main_1=chunk; __Host-entraauth_main_login=binding")
 	w := httptest.NewRecorder()
 	m.ServeHTTP(w, r)
 	deleted := map[string]bool{}
@@ -355,7 +356,7 @@ func TestSignOutDeletesTheSessionUnderBothNames(t *testing.T) {
 			deleted[c.Name] = true
 		}
 	}
-	for _, name := range []string{"__Host-entraauth_main", "__Host-entraauth_main_1", "entraauth_main", "entraauth_main_1"} {
+	for _, name := range []string{"__Host-entraauth_main", "__Host-entraauth_main_1", "entraauth_main", "entraauth_main_1", "__Host-entraauth_main_login"} {
 		if !deleted[name] {
 			t.Errorf("sign-out (%d) did not delete %s", w.Code, name)
 		}

@@ -141,7 +141,7 @@ func TestTamperedSessionCookieLeadsBackToSignIn(t *testing.T) {
 	}
 	// Sealed exactly as the plugin seals (same cookie and app binding), but
 	// with another secret.
-	aad := session.AAD("entraauth_main", e.tenant.URL, e.tenant.TenantID, e.tenant.ClientID)
+	aad := session.AAD(sessionCookieName, e.tenant.URL, e.tenant.TenantID, e.tenant.ClientID)
 	sealedElsewhere, err := otherSealer.Seal(forged, aad, time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +167,7 @@ func TestTamperedSessionCookieLeadsBackToSignIn(t *testing.T) {
 		tt := tt
 		t.Run(tt.name, func(t *testing.T) {
 			e.client.signIn(app)
-			ck, err := e.client.cookie(app, "entraauth_main")
+			ck, err := e.client.cookie(app, sessionCookieName)
 			if err != nil {
 				t.Fatalf("after sign-in: %v (cookies %v)", err, e.client.cookieNames(app))
 			}
@@ -210,7 +210,7 @@ func TestSessionOpensOnEveryInstanceSharingTheSecretAcrossRotation(t *testing.T)
 	c.signIn(a.url(appHost, "/"))
 	// Cookies do not depend on the port: the jar sends A's cookie to B, as a
 	// browser would behind a load balancer.
-	original, err := c.cookie(a.url(appHost, "/"), "entraauth_main")
+	original, err := c.cookie(a.url(appHost, "/"), sessionCookieName)
 	if err != nil {
 		t.Fatal(err)
 	}
