@@ -114,7 +114,9 @@ func (g *flightGroup) waitLocked(ctx context.Context, f *flight) (interface{}, b
 		defer timer.Stop()
 		defer stop()
 	}
-	finished, result := f.finished, f.result
+	// One assignment per statement: Yaegi can mix up parallel ones.
+	finished := f.finished
+	result := f.result
 	g.mu.Unlock()
 	if !finished {
 		return nil, false

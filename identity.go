@@ -28,10 +28,13 @@ func (m *Middleware) openSession(r *http.Request) *session.Session {
 // sibling subdomain planted under the old name for the parent domain never
 // overrides the __Host- one, valid or not.
 func (m *Middleware) openSessionCookie(r *http.Request) (*session.Session, bool) {
-	aad, legacy := m.sessionAAD, false
+	// One assignment per statement: Yaegi can mix up parallel ones.
+	aad := m.sessionAAD
+	legacy := false
 	value, err := session.ReadChunked(r, m.cookie.Name)
 	if errors.Is(err, http.ErrNoCookie) && m.legacy.Name != "" {
-		aad, legacy = m.legacyAAD, true
+		aad = m.legacyAAD
+		legacy = true
 		value, err = session.ReadChunked(r, m.legacy.Name)
 	}
 	if err != nil || value == "" {
