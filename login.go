@@ -205,7 +205,7 @@ func (m *Middleware) sessionFrom(claims *entraid.Claims, groups []string, pendin
 // first. Without a refresh token (renewal off), or when Entra ID refuses
 // User.Read, the groups stay pending: a router that needs them signs the
 // user in again, asking for it. A Graph failure is an error page, never a
-// silent "no groups".
+// silent "no groups" (see groupsUnavailable).
 func (m *Middleware) resolveGroups(ctx context.Context, claims *entraid.Claims, tok *entraid.Token) ([]string, bool, *problem) {
 	if !claims.GroupsOverage {
 		return claims.Groups, false, nil
@@ -224,15 +224,27 @@ func (m *Middleware) resolveGroups(ctx context.Context, claims *entraid.Claims, 
 			return nil, true, nil
 		}
 		if err != nil {
-			return nil, false, m.groupsProblem(claims, err)
+			return m.groupsUnavailable(claims, err)
 		}
 		access = graph.AccessToken
 	}
 	all, err := m.client.GroupMemberships(ctx, access)
 	if err != nil {
-		return nil, false, m.groupsProblem(claims, err)
+		return m.groupsUnavailable(claims, err)
 	}
 	return neededGroups(m.sessionKey, all), false, nil
+}
+
+// groupsUnavailable is resolveGroups' answer when Graph (or a token for
+// it) fails: an error page where this router's rules need the groups; a
+// router without group rules leaves them pending instead, so that an
+// outage of Graph never stops a router that does not need them.
+func (m *Middleware) groupsUnavailable(claims *entraid.Claims, err error) ([]string, bool, *problem) {
+	p := m.groupsProblem(claims, err)
+	if len(m.rules.groups) == 0 {
+		return nil, true, nil
+	}
+	return nil, false, p
 }
 
 // groupsProblem logs why a user's groups could not be read and explains
