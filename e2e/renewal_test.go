@@ -174,7 +174,7 @@ func TestSessionsRenewThemselvesThroughTraefik(t *testing.T) {
 	t.Run("a renewal with a client assertion instead of a secret", func(t *testing.T) {
 		before := tenant.Hits(entraidtest.Refresh)
 		resp := w.do(w.request(http.MethodGet, tr.url(app2Host, "/api/federated"), apiHeader()))
-		if resp.StatusCode != http.StatusOK || findSetCookie(resp.Cookies(), "federated") == nil {
+		if resp.StatusCode != http.StatusOK || findSetCookie(resp.Cookies(), "__Host-federated") == nil {
 			t.Fatalf("past the lifetime: %s: %.300s", resp.Status, resp.body)
 		}
 		if got := tenant.Hits(entraidtest.Refresh) - before; got != 1 {
