@@ -317,6 +317,20 @@ func attacks() []attack {
 			resp, body := navigate(t, victim, attackerCallback)
 			refusedSignIn(t, resp, body, http.StatusBadRequest, "invalid_state")
 		}},
+		{"login CSRF: a sibling subdomain plants the attacker's own login-state cookie and sends the victim to the attacker's callback", func(t *testing.T, a *arena) {
+			attacker := noRedirects(a.st.browser())
+			callback, _ := url.Parse(a.loginCallback(t, attacker, "/"))
+			victim := noRedirects(a.st.browser())
+			for _, ck := range attacker.Jar.Cookies(callback) {
+				// Cookies reach the server as name=value alone: one set
+				// for the parent domain arrives like the site's own.
+				if strings.HasPrefix(ck.Name, "entraauth_main_login_") {
+					victim.Jar.SetCookies(callback, []*http.Cookie{{Name: ck.Name, Value: ck.Value, Path: "/portals/main/oauth2/callback"}})
+				}
+			}
+			resp, body := navigate(t, victim, callback.String())
+			refusedSignIn(t, resp, body, http.StatusBadRequest, "invalid_state")
+		}},
 		{"a state no browser was given", func(t *testing.T, a *arena) {
 			c := noRedirects(a.st.browser())
 			a.loginCallback(t, c, "/")
@@ -981,23 +995,23 @@ func attacks() []attack {
 		{"a chunk count lower than the chunks sent", func(a *arena) string { return joinCookies(a.editCount("2")) }},
 		{"a chunk count higher than the chunks sent", func(a *arena) string { return joinCookies(a.editCount("4")) }},
 		{"an extra chunk with a higher count", func(a *arena) string {
-			return joinCookies(append(a.editCount("4"), cookiePair{"entraauth_main_3", a.chunks[2].value}))
+			return joinCookies(append(a.editCount("4"), cookiePair{"__Host-entraauth_main_3", a.chunks[2].value}))
 		}},
 		{"chunks renamed with leading zeros", func(a *arena) string {
-			return joinCookies([]cookiePair{a.chunks[0], {"entraauth_main_01", a.chunks[1].value}, {"entraauth_main_02", a.chunks[2].value}})
+			return joinCookies([]cookiePair{a.chunks[0], {"__Host-entraauth_main_01", a.chunks[1].value}, {"__Host-entraauth_main_02", a.chunks[2].value}})
 		}},
 		{"the chunk count stripped", func(a *arena) string {
 			return joinCookies(a.editChunk(0, func(v string) string { return v[strings.IndexByte(v, '.')+1:] }))
 		}},
 		{"eight forged chunks of the maximum size", func(a *arena) string {
-			pairs := []cookiePair{{"entraauth_main", "8." + strings.Repeat("A", session.ChunkSize-2)}}
+			pairs := []cookiePair{{"__Host-entraauth_main", "8." + strings.Repeat("A", session.ChunkSize-2)}}
 			for i := 1; i < session.MaxChunks; i++ {
-				pairs = append(pairs, cookiePair{"entraauth_main_" + string(rune('0'+i)), strings.Repeat("A", session.ChunkSize)})
+				pairs = append(pairs, cookiePair{"__Host-entraauth_main_" + string(rune('0'+i)), strings.Repeat("A", session.ChunkSize)})
 			}
 			return joinCookies(pairs)
 		}},
 		{"a single cookie over the chunk size", func(a *arena) string {
-			return "entraauth_main=" + strings.Repeat("A", session.ChunkSize+1)
+			return "__Host-entraauth_main=" + strings.Repeat("A", session.ChunkSize+1)
 		}},
 		{"a cookie header of 100 KB", func(a *arena) string {
 			var b strings.Builder
@@ -1007,7 +1021,7 @@ func attacks() []attack {
 			return b.String() + joinCookies(a.editChunk(1, flipMiddle))
 		}},
 		{"a session sealed for another portal's cookie", func(a *arena) string {
-			return "entraauth_main=" + a.seal(aliceSession(), session.AAD("entraauth_admin", "https://login.microsoftonline.com", testTenantID, testClientID), time.Now().Add(time.Hour))
+			return "__Host-entraauth_main=" + a.seal(aliceSession(), session.AAD("entraauth_admin", "https://login.microsoftonline.com", testTenantID, testClientID), time.Now().Add(time.Hour))
 		}},
 		{"a session sealed for a login-state cookie", func(a *arena) string {
 			return "entraauth_main=" + a.seal(aliceSession(), a.guarded.loginAAD("entraauth_main_login_abcdefghijkl"), time.Now().Add(time.Hour))
@@ -1016,20 +1030,46 @@ func attacks() []attack {
 			other, _ := session.NewSealer("an-attacker-secret-of-32-characters-or-more", nil)
 			plain, _ := aliceSession().Marshal()
 			v, _ := other.Seal(plain, a.guarded.sessionAAD, time.Now().Add(time.Hour))
-			return "entraauth_main=" + v
+			return "__Host-entraauth_main=" + v
 		}},
 		{"a session whose sealed expiry has passed", func(a *arena) string {
-			return "entraauth_main=" + a.seal(aliceSession(), a.guarded.sessionAAD, time.Now().Add(-time.Second))
+			return "__Host-entraauth_main=" + a.seal(aliceSession(), a.guarded.sessionAAD, time.Now().Add(-time.Second))
 		}},
 		{"a session whose own expiry has passed", func(a *arena) string {
 			s := aliceSession()
 			s.Expires = time.Now().Add(-time.Second).Unix()
-			return "entraauth_main=" + a.seal(s, a.guarded.sessionAAD, time.Now().Add(time.Hour))
+			return "__Host-entraauth_main=" + a.seal(s, a.guarded.sessionAAD, time.Now().Add(time.Hour))
 		}},
-		{"a cookie that is not base64", func(a *arena) string { return "entraauth_main=%%%not-base64!!" }},
+		{"a cookie that is not base64", func(a *arena) string { return "__Host-entraauth_main=%%%not-base64!!" }},
 		{"a cookie with a line break", func(a *arena) string {
-			return "entraauth_main=" + a.chunks[1].value[:10] + "\n" + a.chunks[1].value[10:]
+			return "__Host-entraauth_main=" + a.chunks[1].value[:10] + "\n" + a.chunks[1].value[10:]
 		}},
+	}
+	// A sibling subdomain can set a cookie for the parent domain under the
+	// session cookie's name before the __Host- prefix (cookie tossing):
+	// never read when the __Host- cookie is there, valid or not.
+	cookieAttacks = append(cookieAttacks, struct {
+		name   string
+		cookie func(a *arena) string
+	}{"a broken __Host- session beside an old-name session planted by a sibling", func(a *arena) string {
+		return "__Host-entraauth_main=" + flipMiddle(a.seal(aliceSession(), hostAAD, time.Now().Add(time.Hour))) + "; entraauth_main=" + a.seal(attackerSession(), legacyAAD, time.Now().Add(time.Hour))
+	}})
+	for _, order := range []string{"planted first", "planted last"} {
+		order := order
+		list = append(list, attack{"session fixation: an old-name cookie planted for the parent domain does not replace the victim's __Host- session, " + order, func(t *testing.T, a *arena) {
+			victim := "__Host-entraauth_main=" + a.seal(aliceSession(), hostAAD, time.Now().Add(time.Hour))
+			planted := "entraauth_main=" + a.seal(attackerSession(), legacyAAD, time.Now().Add(time.Hour))
+			cookie := planted + "; " + victim
+			if order == "planted last" {
+				cookie = victim + "; " + planted
+			}
+			a.serveGuardedTwice(t, cookie, func() *http.Request {
+				r := httptest.NewRequest("GET", "https://app.example.com/private", nil)
+				r.Header.Set("Accept", "application/json")
+				r.Header.Set("Cookie", cookie)
+				return r
+			}, alice.OID)
+		}})
 	}
 	for _, ca := range cookieAttacks {
 		ca := ca
@@ -1284,7 +1324,7 @@ func refusedSignIn(t *testing.T, resp *http.Response, body string, status int, c
 // hasSession reports whether resp sets a session cookie or chunk.
 func hasSession(resp *http.Response) bool {
 	for _, c := range resp.Cookies() {
-		if session.IsChunkName("entraauth_main", c.Name) && c.Value != "" && c.MaxAge >= 0 {
+		if session.IsChunkName("__Host-entraauth_main", c.Name) && c.Value != "" && c.MaxAge >= 0 {
 			return true
 		}
 	}
@@ -1507,6 +1547,19 @@ func (a *arena) editCount(count string) []cookiePair {
 }
 
 func flipMiddle(v string) string { return flipChar(v, len(v)/2) }
+
+// The arena's session cookie is __Host-entraauth_main; legacyAAD is what
+// its sessions were sealed under before the __Host- prefix, as
+// entraauth_main.
+var (
+	hostAAD   = session.AAD("__Host-entraauth_main", "https://login.microsoftonline.com", testTenantID, testClientID)
+	legacyAAD = session.AAD("entraauth_main", "https://login.microsoftonline.com", testTenantID, testClientID)
+)
+
+// attackerSession is the attacker's own genuine session, of the same app.
+func attackerSession() *session.Session {
+	return &session.Session{OID: "a77ac4e5-0000-4000-8000-00000000a77a", TID: testTenantID, Name: "Mallory", PreferredUsername: "mallory@contoso.example"}
+}
 
 // seal seals s under aad with the guarded middleware's secret.
 func (a *arena) seal(s *session.Session, aad string, expires time.Time) string {

@@ -36,7 +36,8 @@ type settings struct {
 	prompt          string
 	domainHint      string
 	upstream        *upstreamToken
-	cookieName      string
+	cookieName      string      // as configured, or the default
+	cookies         cookieNames // the names of the plugin's cookies
 	cookieDomain    string
 	insecureCookies bool
 	authHost        string
@@ -482,7 +483,66 @@ func validateSession(c Session, s *settings) error {
 		return optionError("session.cookieDomain", "%q is not a domain: write the parent domain alone, e.g. example.com", c.CookieDomain)
 	}
 	s.insecureCookies = c.InsecureCookies
+	switch {
+	case strings.HasPrefix(s.cookieName, hostPrefix) && (s.cookieDomain != "" || s.insecureCookies):
+		return optionError("session.cookieName", "%q starts with %s, which browsers accept only on a Secure cookie without a Domain: drop the prefix (the plugin adds it where it can) or session.cookieDomain and session.insecureCookies", c.CookieName, hostPrefix)
+	case strings.HasPrefix(s.cookieName, securePrefix) && s.insecureCookies:
+		return optionError("session.cookieName", "%q starts with %s, which browsers accept only on a Secure cookie: drop the prefix or session.insecureCookies", c.CookieName, securePrefix)
+	}
+	s.cookies = sessionCookieNames(s.cookieName, s.cookieDomain, s.insecureCookies)
 	return nil
+}
+
+// cookieNames are the names of the plugin's cookies, decided once, by
+// sessionCookieNames, for every caller.
+type cookieNames struct {
+	// session names the session cookie; its chunks add _1, _2, ...
+	session string
+	// legacy is the session cookie's name from before the __Host- prefix,
+	// or "" when it did not change: a session under it is still opened when
+	// no session cookie came, then moved to the new name and deleted.
+	legacy string
+	// login starts the login-state cookies' names and signedOut names the
+	// signed-out page's cookie. Their Path is a portal path, which __Host-
+	// forbids, so they never get the prefix; sealed under their own name and
+	// state, a planted one opens nothing (see the readme).
+	login     string
+	signedOut string
+	// binding names the cookie that ties a sign-in to the browser that
+	// started it, where the session cookie has the __Host- prefix (which
+	// this cookie has too): a login-state cookie that a sibling subdomain
+	// planted, the attacker's own, then opens no sign-in. "" otherwise.
+	binding string
+}
+
+// The cookie name prefixes that browsers enforce: a __Host- cookie must be
+// Secure, have Path=/ and no Domain, so that no other host (a sibling
+// subdomain setting a cookie for the parent domain) can set one; a
+// __Secure- cookie must be Secure.
+const (
+	hostPrefix   = "__Host-"
+	securePrefix = "__Secure-"
+)
+
+// sessionCookieNames names the plugin's cookies for the configured (or
+// default) cookie name. The session cookie gets the __Host- prefix where
+// browsers accept it: a Secure cookie without a Domain. A name that has a
+// prefix already is kept as it is; with session.cookieDomain (the cookie is
+// meant for sibling hosts) or session.insecureCookies (plain HTTP) the name
+// stays as configured. A name that gets the prefix had none before this
+// release: that one is still read, for the sessions issued under it (at
+// most maxLifetime).
+func sessionCookieNames(configured, cookieDomain string, insecure bool) cookieNames {
+	base := strings.TrimPrefix(configured, hostPrefix)
+	names := cookieNames{session: configured, login: base + "_login_", signedOut: base + "_signedout"}
+	if cookieDomain == "" && !insecure && !strings.HasPrefix(configured, hostPrefix) && !strings.HasPrefix(configured, securePrefix) {
+		names.session = hostPrefix + configured
+		names.legacy = configured
+	}
+	if strings.HasPrefix(names.session, hostPrefix) {
+		names.binding = hostPrefix + base + "_login"
+	}
+	return names
 }
 
 // upstreamToken is a validated UpstreamAccessToken.

@@ -218,6 +218,18 @@ func TestValidateRefusesBadOptionsByName(t *testing.T) {
 		{"a lifetime too short", func(c *Config) { c.Session.Lifetime = "5s" }, "session.lifetime"},
 		{"a lifetime too long", func(c *Config) { c.Session.Lifetime = "9000h" }, "session.lifetime"},
 		{"a cookie name with a space", func(c *Config) { c.Session.CookieName = "my cookie" }, "session.cookieName"},
+		{"a __Host- cookie name with a cookie domain, which browsers refuse", func(c *Config) {
+			c.Session.CookieName = "__Host-app"
+			c.Session.CookieDomain = "example.com"
+		}, "session.cookieName"},
+		{"a __Host- cookie name on plain HTTP", func(c *Config) {
+			c.Session.CookieName = "__Host-app"
+			c.Session.InsecureCookies = true
+		}, "session.cookieName"},
+		{"a __Secure- cookie name on plain HTTP", func(c *Config) {
+			c.Session.CookieName = "__Secure-app"
+			c.Session.InsecureCookies = true
+		}, "session.cookieName"},
 		{"a cookie domain with a scheme", func(c *Config) { c.Session.CookieDomain = "https://example.com" }, "session.cookieDomain"},
 		{"a request timeout without a unit", func(c *Config) { c.MicrosoftEntraID.RequestTimeout = "10" }, "microsoftEntraID.requestTimeout"},
 		{"a request timeout too short", func(c *Config) { c.MicrosoftEntraID.RequestTimeout = "500ms" }, "microsoftEntraID.requestTimeout"},

@@ -473,7 +473,7 @@ func TestSignedInUsersKeepWorkingWhileTheTenantIsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(findSetCookie(resp, "entraauth_main="), "Max-Age=0") {
+	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(findSetCookie(resp, "__Host-entraauth_main="), "Max-Age=0") {
 		t.Fatalf("logout while the tenant is down: %d, Set-Cookie %q", resp.StatusCode, resp.Header.Values("Set-Cookie"))
 	}
 	noPanicLogged(t, logs)

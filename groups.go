@@ -61,3 +61,12 @@ func neededGroups(key string, groups []string) []string {
 	}
 	return out
 }
+
+// groupsNamed reports whether some router sharing the session names groups
+// in its rules: then every router resolves a groups overage, so that a
+// session that one signed in or renewed serves the others.
+func groupsNamed(key string) bool {
+	groupRules.Lock()
+	defer groupRules.Unlock()
+	return len(groupRules.byKey[key]) > 0
+}

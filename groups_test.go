@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/tfa-plugin/entraauth/entraid/entraidtest"
+	"github.com/tfa-plugin/entraauth/session"
 )
 
 // carol is in 250 groups: more than a token holds, a groups overage.
@@ -45,7 +48,7 @@ func TestGroupsOverageIsResolvedWithMicrosoftGraph(t *testing.T) {
 	}
 	loc, _ := http.NewRequest("GET", st.server.URL, nil)
 	for _, ck := range c.Jar.Cookies(loc.URL) {
-		if strings.HasPrefix(ck.Name, "entraauth_main_") {
+		if session.IsChunkName("__Host-entraauth_main", ck.Name) && ck.Name != "__Host-entraauth_main" {
 			t.Errorf("the session needed chunk %s", ck.Name)
 		}
 	}
@@ -89,14 +92,19 @@ func TestAGraphOutageKeepsGraphsCodeAndRequestID(t *testing.T) {
 
 func TestAPendingOverageIsResolvedByTheRouterThatNeedsGroups(t *testing.T) {
 	// Two routers share the session: "open" has no group rules, "admin"
-	// does. A sign-in through "open" leaves the groups pending.
-	st := newStackFor(t, carol, nil)
+	// does, and comes later (a configuration reloaded after the sign-in).
+	// A sign-in through "open" while no router of the app names a group
+	// leaves the groups pending. (A cookie name of its own: the registry of
+	// group rules is per process.)
+	name := func(c *Config) { c.Session.CookieName = "pending_overage" }
+	st := newStackFor(t, carol, name)
 	c := st.browser()
 	st.signIn(c)
 	if st.tenant.Hits(entraidtest.Graph) != 0 {
 		t.Fatal("a router without group rules asked Graph")
 	}
 	cfg := validConfig()
+	name(cfg)
 	cfg.MicrosoftEntraID.AuthorityHost = st.tenant.URL
 	cfg.MicrosoftEntraID.ClientSecret = st.tenant.ClientSecret
 	cfg.AllowedGroups = []string{carol.Groups[5]}
@@ -111,5 +119,74 @@ func TestAPendingOverageIsResolvedByTheRouterThatNeedsGroups(t *testing.T) {
 	}
 	if st.tenant.Hits(entraidtest.Graph) == 0 || st.tenant.Hits("authorize") != 2 {
 		t.Fatalf("graph hits %d, authorize hits %d: want a second sign-in that asked Graph", st.tenant.Hits(entraidtest.Graph), st.tenant.Hits("authorize"))
+	}
+}
+
+// Routers of one app, one without group rules and one with allowedGroups:
+// however the session of a user in a groups overage is signed in or
+// renewed, by either router, the one with group rules lets the member in.
+// (A router without group rules resolves the groups when a router of the
+// app names some, with a Graph token of its own when it did not ask for
+// User.Read.)
+func TestAGroupsOverageStaysResolvedWhicheverRouterRenewsTheSession(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		signIn, renew string
+	}{
+		{"signed in by the router with group rules, renewed by the other", "admin", "open"},
+		{"signed in and renewed by the router without group rules", "open", "open"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cookie := "overage_" + tc.signIn + "_" + tc.renew
+			st := newStackFor(t, carol, func(c *Config) { c.Session.CookieName = cookie })
+			cfg := validConfig()
+			cfg.Session.CookieName = cookie
+			cfg.MicrosoftEntraID.AuthorityHost = st.tenant.URL
+			cfg.MicrosoftEntraID.ClientSecret = st.tenant.ClientSecret
+			cfg.AllowedGroups = []string{carol.Groups[5]}
+			h, err := New(context.Background(), st.mw.next, cfg, "admin")
+			if err != nil {
+				t.Fatal(err)
+			}
+			routers := map[string]*Middleware{"open": st.mw, "admin": h.(*Middleware)}
+			var mu sync.Mutex
+			offset := time.Duration(0)
+			for _, m := range routers {
+				setClock(m, func() time.Time {
+					mu.Lock()
+					defer mu.Unlock()
+					return time.Now().Add(offset)
+				})
+			}
+			c := st.browser()
+			st.server.Config.Handler = routers[tc.signIn]
+			st.signIn(c)
+
+			mu.Lock()
+			offset = time.Hour + time.Minute
+			mu.Unlock()
+			st.server.Config.Handler = routers[tc.renew]
+			refreshes := st.tenant.Hits(entraidtest.Refresh)
+			if resp, body := navigate(t, c, st.server.URL+"/renewed"); resp.StatusCode != http.StatusOK || body != "upstream /renewed" {
+				t.Fatalf("the renewing request: %d %.200q", resp.StatusCode, body)
+			}
+			st.lastUpstream()
+			if st.tenant.Hits(entraidtest.Refresh) == refreshes {
+				t.Fatal("the session was not renewed")
+			}
+
+			st.server.Config.Handler = routers["admin"]
+			authorizes := st.tenant.Hits(entraidtest.Authorize)
+			resp, body := navigate(t, c, st.server.URL+"/admin")
+			if resp.StatusCode != http.StatusOK || body != "upstream /admin" {
+				t.Fatalf("the router with group rules after the renewal: %d %.200q, want the member let in", resp.StatusCode, body)
+			}
+			if st.tenant.Hits(entraidtest.Authorize) != authorizes {
+				t.Error("the router with group rules had to sign the member in again")
+			}
+			if got := st.lastUpstream().Get("X-Forwarded-Groups"); !strings.Contains(got, carol.Groups[5]) {
+				t.Errorf("X-Forwarded-Groups = %q, want %s", got, carol.Groups[5])
+			}
+		})
 	}
 }

@@ -32,6 +32,8 @@ type loginState struct {
 	RedirectURI string `json:"u"`
 	// StepUp marks a sign-in for an API's Conditional Access (stepUp).
 	StepUp bool `json:"su,omitempty"`
+	// Binding is the value of the browser's binding cookie (bindLogin).
+	Binding string `json:"b,omitempty"`
 }
 
 // startLogin sends the browser to Entra ID with a fresh state, nonce and
@@ -66,6 +68,7 @@ func (m *Middleware) startSignIn(w http.ResponseWriter, r *http.Request, extra e
 	}
 	st.RedirectURI = scheme + "://" + host + m.callbackPath
 	st.StepUp = extra.ExtraScope != ""
+	st.Binding = m.bindLogin(w, r)
 
 	authURL, err := m.client.AuthCodeURL(r.Context(), entraid.AuthRequest{
 		RedirectURI:   st.RedirectURI,
@@ -159,7 +162,7 @@ func (m *Middleware) serveCallback(w http.ResponseWriter, r *http.Request) {
 		m.writeError(w, r, &problem{Status: status, Title: "Sign-in could not be verified", Message: "The identity token from Microsoft Entra ID did not pass verification. Please sign in again.", Code: "invalid_id_token", Retry: st.ReturnURL})
 		return
 	}
-	groups, pending, p := m.resolveGroups(r.Context(), claims, token.AccessToken)
+	groups, pending, p := m.resolveGroups(r.Context(), claims, token)
 	if p != nil {
 		p.Retry = st.ReturnURL
 		m.writeError(w, r, p)
@@ -207,37 +210,75 @@ func (m *Middleware) sessionFrom(claims *entraid.Claims, groups []string, pendin
 	}
 }
 
-// resolveGroups returns the groups to keep in the session. A user in more
-// groups than a token holds (a groups overage) has none in the token: when
-// this middleware has group rules it asks Microsoft Graph, with the access
-// token of this sign-in, and keeps the groups some router's rules name;
-// otherwise the groups stay pending, for a middleware that needs them to
-// resolve with a sign-in of its own. A Graph failure is an error page, never
-// a silent "no groups".
-func (m *Middleware) resolveGroups(ctx context.Context, claims *entraid.Claims, accessToken string) ([]string, bool, *problem) {
+// resolveGroups returns the groups to keep in the session of a sign-in or
+// renewal whose tokens are tok. A user in more groups than a token holds (a
+// groups overage) has none in the token. When some router sharing the
+// session names groups in its rules (any of them, not only this one: a
+// session signed in or renewed here serves them all), it asks Microsoft
+// Graph and keeps the groups that some router's rules name. tok's access
+// token reads Graph when this router asked for User.Read (a router with
+// group rules does); otherwise the refresh token is redeemed for User.Read
+// first. Without a refresh token (renewal off), or when Entra ID refuses
+// User.Read, the groups stay pending: a router that needs them signs the
+// user in again, asking for it. A Graph failure is an error page, never a
+// silent "no groups" (see groupsUnavailable).
+func (m *Middleware) resolveGroups(ctx context.Context, claims *entraid.Claims, tok *entraid.Token) ([]string, bool, *problem) {
 	if !claims.GroupsOverage {
 		return claims.Groups, false, nil
 	}
+	if !groupsNamed(m.sessionKey) {
+		return nil, true, nil
+	}
+	access := tok.AccessToken
+	if !containsFold(m.client.Scopes(), entraid.GraphScope) {
+		if tok.RefreshToken == "" {
+			return nil, true, nil
+		}
+		graph, err := m.client.Refresh(ctx, tok.RefreshToken, entraid.GraphScope)
+		if why, refused := refusal(err); refused {
+			m.log.Printf("groups of %s left pending: Microsoft Entra ID refused a token for Microsoft Graph: %s", claims.OID, why)
+			return nil, true, nil
+		}
+		if err != nil {
+			return m.groupsUnavailable(claims, err)
+		}
+		access = graph.AccessToken
+	}
+	all, err := m.client.GroupMemberships(ctx, access)
+	if err != nil {
+		return m.groupsUnavailable(claims, err)
+	}
+	return neededGroups(m.sessionKey, all), false, nil
+}
+
+// groupsUnavailable is resolveGroups' answer when Graph (or a token for
+// it) fails: an error page where this router's rules need the groups; a
+// router without group rules leaves them pending instead, so that an
+// outage of Graph never stops a router that does not need them.
+func (m *Middleware) groupsUnavailable(claims *entraid.Claims, err error) ([]string, bool, *problem) {
+	p := m.groupsProblem(claims, err)
 	if len(m.rules.groups) == 0 {
 		return nil, true, nil
 	}
-	all, err := m.client.GroupMemberships(ctx, accessToken)
-	if err != nil {
-		m.log.Printf("group memberships of %s from Microsoft Graph: %v", claims.OID, err)
-		p := &problem{
-			Status:  http.StatusBadGateway,
-			Title:   "Group memberships could not be read",
-			Message: "You are in more groups than a sign-in token holds, and Microsoft Graph did not tell us which: access cannot be decided. Please try again.",
-			Code:    "groups_unavailable",
-			Hint:    "The app registration needs the delegated Microsoft Graph permission User.Read (granted with admin consent where users cannot consent).",
-		}
-		if ee := entraError(err); ee != nil {
-			p.Code = ee.Code
-			p.TraceID = ee.TraceID
-		}
-		return nil, false, p
+	return nil, false, p
+}
+
+// groupsProblem logs why a user's groups could not be read and explains
+// it: access cannot be decided.
+func (m *Middleware) groupsProblem(claims *entraid.Claims, err error) *problem {
+	m.log.Printf("group memberships of %s from Microsoft Graph: %v", claims.OID, err)
+	p := &problem{
+		Status:  http.StatusBadGateway,
+		Title:   "Group memberships could not be read",
+		Message: "You are in more groups than a sign-in token holds, and Microsoft Graph did not tell us which: access cannot be decided. Please try again.",
+		Code:    "groups_unavailable",
+		Hint:    "The app registration needs the delegated Microsoft Graph permission User.Read (granted with admin consent where users cannot consent).",
 	}
-	return neededGroups(m.sessionKey, all), false, nil
+	if ee := entraError(err); ee != nil {
+		p.Code = ee.Code
+		p.TraceID = ee.TraceID
+	}
+	return p
 }
 
 // clearHostOnlySession deletes a host-only session cookie left from before
@@ -277,13 +318,56 @@ func (m *Middleware) consumeLoginState(w http.ResponseWriter, r *http.Request, s
 	if err := json.Unmarshal(plain, &st); err != nil {
 		return nil, false
 	}
-	if subtle.ConstantTimeCompare([]byte(st.State), []byte(state)) != 1 {
+	if subtle.ConstantTimeCompare([]byte(st.State), []byte(state)) != 1 || !m.boundToBrowser(r, &st) {
 		return nil, false
 	}
 	if !usedStates.claim(state, m.now()) {
 		return nil, false
 	}
 	return &st, true
+}
+
+// Login-state cookies cannot have the __Host- prefix, which needs Path=/:
+// they are scoped to the callback path. A sibling subdomain could then set
+// one for the parent domain: its own, genuine, with the callback URL of its
+// own sign-in, which signs the victim in to the attacker's account (login
+// CSRF, a session fixation). Where the session cookie has the prefix, a
+// small __Host- cookie (loginBinding), set when a sign-in starts and kept
+// for the browser's sign-ins in flight, holds a random value that the
+// login state carries: a planted login state carries the attacker's value,
+// and no sibling can set the victim's binding cookie.
+
+// bindLogin sets, or keeps, the browser's binding cookie and returns its
+// value; "" without one (session.cookieDomain, session.insecureCookies).
+func (m *Middleware) bindLogin(w http.ResponseWriter, r *http.Request) string {
+	if m.loginBinding == "" {
+		return ""
+	}
+	value := randomToken()
+	if c, err := r.Cookie(m.loginBinding); err == nil && len(c.Value) == tokenLength && onlyOf(c.Value, base64URLAlphabet) {
+		// Another tab's sign-in is in flight with it.
+		value = c.Value
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name:     m.loginBinding,
+		Value:    value,
+		Path:     "/",
+		MaxAge:   int(loginLifetime / time.Second),
+		Secure:   true,
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+	})
+	return value
+}
+
+// boundToBrowser reports whether st was started in the browser that sent
+// r: its binding cookie holds st's value (always true without one).
+func (m *Middleware) boundToBrowser(r *http.Request, st *loginState) bool {
+	if m.loginBinding == "" {
+		return true
+	}
+	c, err := r.Cookie(m.loginBinding)
+	return err == nil && len(st.Binding) == tokenLength && subtle.ConstantTimeCompare([]byte(c.Value), []byte(st.Binding)) == 1
 }
 
 func (m *Middleware) loginCookieName(state string) string {

@@ -188,7 +188,7 @@ func (m *Middleware) serveLogout(w http.ResponseWriter, r *http.Request) {
 			m.endSession(s)
 			note.Ended = true
 		}
-		session.ClearChunked(w.Header(), r, m.cookie)
+		m.clearSession(w, r)
 		base := requestScheme(r) + "://" + r.Host
 		target, explicit := m.safeReturnURL(formValue(r, "rd"), r)
 		if explicit && strings.HasPrefix(target, "/") {
@@ -264,7 +264,7 @@ func (m *Middleware) rememberSignedOut(w http.ResponseWriter, r *http.Request, n
 }
 
 func (m *Middleware) signedOutCookieName() string {
-	return m.cookie.Name + "_signedout"
+	return m.signedOutName
 }
 
 // serveSignedOut says what the sign-out did, with a link to sign in again

@@ -217,10 +217,17 @@ type Middleware struct {
 	// tid must then be the tenant ID that the domain's discovery names.
 	tenantIsDomain bool
 	cookie         session.CookieOptions // the session cookie
-	loginPrefix    string                // login-state cookie names start with this
-	authHost       string
-	cookieDomain   string
-	insecure       bool
+	// legacy is the session cookie under its name from before the __Host-
+	// prefix, whose sessions are sealed under legacyAAD; its Name is ""
+	// when there is none (see sessionCookieNames).
+	legacy        session.CookieOptions
+	legacyAAD     string
+	loginPrefix   string // login-state cookie names start with this
+	loginBinding  string // ties sign-ins to their browser (cookieNames.binding)
+	signedOutName string // the signed-out page's cookie
+	authHost      string
+	cookieDomain  string
+	insecure      bool
 	// cache is this middleware's scope in the session cache.
 	cache *cacheScope
 }
@@ -272,11 +279,13 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 
 		requiredScopes: s.requiredScopes,
 		apiAppRoles:    s.apiAppRoles,
-		loginPrefix:    s.cookieName + "_login_",
+		loginPrefix:    s.cookies.login,
+		loginBinding:   s.cookies.binding,
+		signedOutName:  s.cookies.signedOut,
 		authHost:       s.authHost,
 		cookieDomain:   s.cookieDomain,
 		insecure:       s.insecureCookies,
-		sessionAAD:     session.AAD(s.cookieName, s.entra.AuthorityHost, s.entra.Tenant, s.entra.ClientID),
+		sessionAAD:     session.AAD(s.cookies.session, s.entra.AuthorityHost, s.entra.Tenant, s.entra.ClientID),
 		tenantIsDomain: !entraid.IsGUID(s.entra.Tenant) && !isMultiTenant(s.entra.Tenant),
 	}
 	m.strippedSet = map[string]bool{}
@@ -284,12 +293,17 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 		m.strippedSet[foldHeaderName(name)] = true
 	}
 	m.cookie = session.CookieOptions{
-		Name:     s.cookieName,
+		Name:     s.cookies.session,
 		Domain:   s.cookieDomain,
 		Path:     "/",
 		Secure:   !s.insecureCookies,
 		MaxAge:   int(s.lifetime / time.Second),
 		SameSite: http.SameSiteLaxMode,
+	}
+	if s.cookies.legacy != "" {
+		m.legacy = m.cookie
+		m.legacy.Name = s.cookies.legacy
+		m.legacyAAD = session.AAD(s.cookies.legacy, s.entra.AuthorityHost, s.entra.Tenant, s.entra.ClientID)
 	}
 	m.cache = newCacheScope(m)
 	return m

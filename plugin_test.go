@@ -3,6 +3,7 @@ package entraauth
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -213,6 +214,13 @@ func TestSessionCookieAttributes(t *testing.T) {
 			t.Errorf("login cookie %q lacks %s", login, attr)
 		}
 	}
+	// The cookie that ties the sign-in to this browser (see bindLogin).
+	binding := findSetCookie(resp, "__Host-entraauth_main_login=")
+	for _, attr := range []string{"Path=/;", "Max-Age=600", "HttpOnly", "Secure", "SameSite=Lax"} {
+		if !strings.Contains(binding, attr) || strings.Contains(binding, "Domain=") {
+			t.Errorf("binding cookie %q lacks %s or has a Domain", binding, attr)
+		}
+	}
 
 	// Follow to the tenant and back to the callback by hand.
 	resp, _ = navigate(t, c, loc.String())
@@ -221,7 +229,9 @@ func TestSessionCookieAttributes(t *testing.T) {
 	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != st.server.URL+"/" {
 		t.Fatalf("callback: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	sess := findSetCookie(resp, "entraauth_main=")
+	// __Host-: Secure, Path=/ and no Domain, so that no sibling subdomain
+	// can set a cookie of that name (see TestSessionCookieNames).
+	sess := findSetCookie(resp, "__Host-entraauth_main=")
 	// Kept until maxLifetime (24 hours by default): renewals go on that long.
 	for _, attr := range []string{"Path=/", "HttpOnly", "Secure", "SameSite=Lax", "Max-Age=86400"} {
 		if !strings.Contains(sess, attr) {
@@ -233,6 +243,123 @@ func TestSessionCookieAttributes(t *testing.T) {
 	}
 	if !strings.Contains(findSetCookie(resp, "entraauth_main_login_"), "Max-Age=0") {
 		t.Errorf("the login cookie was not deleted at the callback")
+	}
+}
+
+// The session cookie's name: __Host- before the configured or default
+// name where browsers allow it (Secure, no Domain), so that a sibling
+// subdomain cannot plant one for the parent domain.
+func TestSessionCookieNames(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(c *Config)
+		want   string
+	}{
+		{"the default name gets the __Host- prefix", nil, "__Host-entraauth_main"},
+		{"a configured name gets it too", func(c *Config) { c.Session.CookieName = "myapp" }, "__Host-myapp"},
+		{"a name with the __Host- prefix keeps it", func(c *Config) { c.Session.CookieName = "__Host-myapp" }, "__Host-myapp"},
+		{"a name with the __Secure- prefix is kept", func(c *Config) { c.Session.CookieName = "__Secure-myapp" }, "__Secure-myapp"},
+		{"a cookie for a parent domain cannot have it", func(c *Config) { c.Session.CookieDomain = "example.com" }, "entraauth_main"},
+		{"nor can a cookie that is not Secure", func(c *Config) { c.Session.InsecureCookies = true }, "entraauth_main"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, _ := guard(t, tc.change)
+			if m.cookie.Name != tc.want {
+				t.Errorf("session cookie %q, want %q", m.cookie.Name, tc.want)
+			}
+		})
+	}
+}
+
+// A session cookie from before the __Host- prefix keeps working for the
+// rest of its life (at most maxLifetime): its first request moves it to
+// the new name and deletes the old one, chunks included.
+func TestASessionFromBeforeTheHostPrefixIsMovedToIt(t *testing.T) {
+	m, upstream := guard(t, nil)
+	before, _ := guard(t, func(c *Config) { c.Session.InsecureCookies = true }) // seals as the old name did
+	for _, tc := range []struct {
+		name    string
+		session *session.Session
+	}{
+		{"a session in one cookie", aliceSession()},
+		{"a session in three chunks", func() *session.Session {
+			s := aliceSession()
+			for i := 0; i < 200; i++ {
+				s.Groups = append(s.Groups, fmt.Sprintf("b0b0b0b0-0000-4000-8000-%012d", i))
+			}
+			return s
+		}()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			old := sessionCookie(t, before, tc.session)
+			if !strings.HasPrefix(old, "entraauth_main=") {
+				t.Fatalf("the old cookie: %.40q", old)
+			}
+			r := httptest.NewRequest("GET", "https://app.example.com/moved", nil)
+			r.Header.Set("Accept", "application/json")
+			r.Header.Set("Cookie", old+"; theme=dark")
+			w := httptest.NewRecorder()
+			m.ServeHTTP(w, r)
+			if w.Code != http.StatusOK || (*upstream).Get("X-Forwarded-User") != alice.OID {
+				t.Fatalf("with the old cookie: %d, user %q", w.Code, (*upstream).Get("X-Forwarded-User"))
+			}
+			if got := (*upstream).Get("Cookie"); got != "theme=dark" {
+				t.Errorf("the upstream got the cookies %.60q", got)
+			}
+			var moved []string
+			deleted := map[string]bool{}
+			for _, c := range w.Result().Cookies() {
+				switch {
+				case c.MaxAge < 0 && c.Path == "/" && c.Domain == "":
+					deleted[c.Name] = true
+				case strings.HasPrefix(c.Name, "__Host-entraauth_main") && c.Secure && c.Path == "/" && c.Domain == "" && c.HttpOnly:
+					moved = append(moved, c.Name+"="+c.Value)
+				default:
+					t.Errorf("unexpected cookie %s", c)
+				}
+			}
+			for _, pair := range strings.Split(old, "; ") {
+				name, _, _ := strings.Cut(pair, "=")
+				if !deleted[name] {
+					t.Errorf("the old cookie %s was not deleted", name)
+				}
+			}
+			if len(moved) == 0 {
+				t.Fatal("the session was not moved to the __Host- cookie")
+			}
+			r = httptest.NewRequest("GET", "https://app.example.com/after", nil)
+			r.Header.Set("Accept", "application/json")
+			r.Header.Set("Cookie", strings.Join(moved, "; "))
+			w = httptest.NewRecorder()
+			m.ServeHTTP(w, r)
+			if w.Code != http.StatusOK || (*upstream).Get("X-Forwarded-User") != alice.OID {
+				t.Errorf("with the moved cookie: %d, user %q", w.Code, (*upstream).Get("X-Forwarded-User"))
+			}
+		})
+	}
+}
+
+// Sign-out deletes the session under both names, chunks included (a
+// browser may still hold the cookie from before the __Host- prefix), and
+// the sign-in binding cookie: nothing of the plugin's is left.
+func TestSignOutDeletesTheSessionUnderBothNames(t *testing.T) {
+	// Entra ID unreachable at once: sign-out continues without it.
+	m, _ := guard(t, func(c *Config) { c.MicrosoftEntraID.AuthorityHost = "http://127.0.0.1:1" })
+	r := httptest.NewRequest("POST", "https://app.example.com/portals/main/logout", nil)
+	r.Header.Set("Origin", "https://app.example.com")
+	r.Header.Set("Cookie", "__Host-entraauth_main=2.new; __Host-entraauth_main_1=chunk; entraauth_main=2.old; entraauth_main_1=chunk; __Host-entraauth_main_login=binding")
+	w := httptest.NewRecorder()
+	m.ServeHTTP(w, r)
+	deleted := map[string]bool{}
+	for _, c := range w.Result().Cookies() {
+		if c.MaxAge < 0 {
+			deleted[c.Name] = true
+		}
+	}
+	for _, name := range []string{"__Host-entraauth_main", "__Host-entraauth_main_1", "entraauth_main", "entraauth_main_1", "__Host-entraauth_main_login"} {
+		if !deleted[name] {
+			t.Errorf("sign-out (%d) did not delete %s", w.Code, name)
+		}
 	}
 }
 
@@ -324,7 +451,7 @@ func TestCallbackRefusesForgedReplayedAndForeignState(t *testing.T) {
 		if resp.StatusCode != http.StatusBadRequest {
 			t.Fatalf("got %d, want 400", resp.StatusCode)
 		}
-		if findSetCookie(resp, "entraauth_main=") != "" {
+		if findSetCookie(resp, "__Host-entraauth_main=") != "" {
 			t.Fatal("a session was set for a foreign state")
 		}
 	})
@@ -344,7 +471,7 @@ func TestCallbackRefusesForgedReplayedAndForeignState(t *testing.T) {
 		replayer.Jar.SetCookies(u, kept)
 		hits := st.tenant.Hits("token")
 		resp, _ = navigate(t, replayer, callback)
-		if resp.StatusCode != http.StatusBadRequest || findSetCookie(resp, "entraauth_main=") != "" || st.tenant.Hits("token") != hits {
+		if resp.StatusCode != http.StatusBadRequest || findSetCookie(resp, "__Host-entraauth_main=") != "" || st.tenant.Hits("token") != hits {
 			t.Fatalf("replay: got %d, want 400 with no session and no code redemption", resp.StatusCode)
 		}
 	})
@@ -389,7 +516,7 @@ func TestCallbackRefusesIDTokensThatFailAnyCheck(t *testing.T) {
 			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "invalid_id_token") {
 				t.Fatalf("got %d, want 401 invalid_id_token", resp.StatusCode)
 			}
-			if findSetCookie(resp, "entraauth_main=") != "" {
+			if findSetCookie(resp, "__Host-entraauth_main=") != "" {
 				t.Fatal("a session was set")
 			}
 		})
@@ -403,7 +530,7 @@ func TestABadSessionCookieMeansSignInAgain(t *testing.T) {
 	u, _ := url.Parse(st.server.URL)
 	var value string
 	for _, ck := range c.Jar.Cookies(u) {
-		if ck.Name == "entraauth_main" {
+		if ck.Name == "__Host-entraauth_main" {
 			value = ck.Value
 		}
 	}
@@ -424,13 +551,13 @@ func TestABadSessionCookieMeansSignInAgain(t *testing.T) {
 		name    string
 		cookies string
 	}{
-		{"a tampered cookie", "entraauth_main=" + flipChar(value, len(value)/2)},
-		{"a truncated cookie", "entraauth_main=" + value[:len(value)-5]},
-		{"a cookie sealed with another secret", "entraauth_main=" + sealedElsewhere},
-		{"garbage", "entraauth_main=%%%not-base64"},
-		{"trailing junk", "entraauth_main=" + value + "x"},
-		{"a value sealed for a login cookie", "entraauth_main=" + sealedForLogin},
-		{"a chunk count above the bound", "entraauth_main=99." + value},
+		{"a tampered cookie", "__Host-entraauth_main=" + flipChar(value, len(value)/2)},
+		{"a truncated cookie", "__Host-entraauth_main=" + value[:len(value)-5]},
+		{"a cookie sealed with another secret", "__Host-entraauth_main=" + sealedElsewhere},
+		{"garbage", "__Host-entraauth_main=%%%not-base64"},
+		{"trailing junk", "__Host-entraauth_main=" + value + "x"},
+		{"a value sealed for a login cookie", "__Host-entraauth_main=" + sealedForLogin},
+		{"a chunk count above the bound", "__Host-entraauth_main=99." + value},
 	}
 	for _, tt := range tests {
 		tt := tt
@@ -814,7 +941,7 @@ func TestAMultiTenantAppRefusesAForeignTenantWithItsOwnPage(t *testing.T) {
 	})
 	c := noRedirects(st.browser())
 	resp, body := navigate(t, c, st.startLogin(c, "/"))
-	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "tenant_not_allowed") || findSetCookie(resp, "entraauth_main=") != "" {
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "tenant_not_allowed") || findSetCookie(resp, "__Host-entraauth_main=") != "" {
 		t.Fatalf("got %d %q, want 403 tenant_not_allowed and no session", resp.StatusCode, body)
 	}
 }

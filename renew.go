@@ -51,7 +51,8 @@ const (
 	sessionEnded
 	// sessionValid: the session may be used.
 	sessionValid
-	// sessionRenewed: the session was renewed on this request; the
+	// sessionRenewed: the session was renewed (or moved from its legacy
+	// cookie name) on this request; the
 	// response carries the new cookie.
 	sessionRenewed
 	// requestAnswered: the request got an error page (Entra ID unreachable
@@ -87,15 +88,22 @@ func (m *Middleware) sessionEnd(s *session.Session) int64 {
 // currentSession returns r's session, renewed on this request when its
 // lifetime is over, and what it found.
 func (m *Middleware) currentSession(w http.ResponseWriter, r *http.Request) (*session.Session, sessionState) {
-	s := m.openSession(r)
+	s, legacy := m.openSessionCookie(r)
 	if s == nil {
-		if _, err := r.Cookie(m.cookie.Name); err == nil {
+		if m.carriesSession(r) {
 			return nil, sessionEnded
 		}
 		return nil, noSession
 	}
 	now := m.now()
 	if now.Unix() < m.renewAt(s) {
+		if legacy {
+			// A session from before the __Host- prefix: the response moves
+			// it, like a renewal, and the fast path does not remember the
+			// old cookie.
+			m.moveSession(w, r, s, now)
+			return s, sessionRenewed
+		}
 		return s, sessionValid
 	}
 	return m.renewSession(w, r, s, now)
@@ -113,7 +121,7 @@ type renewal struct {
 // renewSession renews s, past its lifetime, in-band: one token request for any
 // number of requests at once, the new cookie set on this response.
 func (m *Middleware) renewSession(w http.ResponseWriter, r *http.Request, s *session.Session, now time.Time) (*session.Session, sessionState) {
-	v, ok := renewals.do(r.Context(), m.renewalKey(s), now, func() (interface{}, time.Duration) {
+	v, ok := renewals.do(r.Context(), m.renewalKey(s), m.now, func() (interface{}, time.Duration) {
 		ctx, cancel := context.WithTimeout(context.Background(), renewalTimeout)
 		defer cancel()
 		rn := m.refreshSession(ctx, s, now)
@@ -133,7 +141,7 @@ func (m *Middleware) renewSession(w http.ResponseWriter, r *http.Request, s *ses
 		}
 		return rn.session, sessionRenewed
 	case rn.refused != "":
-		session.ClearChunked(w.Header(), r, m.cookie)
+		m.clearSession(w, r)
 		return nil, sessionEnded
 	case now.Unix() < m.renewAt(s)+int64(m.grace()/time.Second):
 		// Entra ID is out of reach for now: the session keeps working for
@@ -186,7 +194,7 @@ func (m *Middleware) refreshSession(ctx context.Context, s *session.Session, now
 		m.log.Printf("session of %s ended: the renewed ID token did not verify: %v", s.OID, err)
 		return &renewal{refused: "the renewed ID token did not verify"}
 	}
-	groups, pending, p := m.resolveGroups(ctx, claims, tok.AccessToken)
+	groups, pending, p := m.resolveGroups(ctx, claims, tok)
 	if p != nil {
 		return &renewal{problem: p}
 	}

@@ -175,7 +175,7 @@ func TestASessionPastItsLifetimeRenewsInBandOnAnyRequest(t *testing.T) {
 			if rs.tenant.Hits(entraidtest.Refresh) != refreshes+1 {
 				t.Errorf("%d refresh-token requests, want 1", rs.tenant.Hits(entraidtest.Refresh)-refreshes)
 			}
-			if findSetCookie(resp, "entraauth_main=") == "" {
+			if findSetCookie(resp, "__Host-entraauth_main=") == "" {
 				t.Fatal("the response sets no renewed session")
 			}
 			after := rs.sessionOf(t)
@@ -248,7 +248,7 @@ func TestParallelRequestsShareOneRenewal(t *testing.T) {
 				results <- outcome{}
 				return
 			}
-			results <- outcome{resp.StatusCode, findSetCookie(resp, "entraauth_main=") != ""}
+			results <- outcome{resp.StatusCode, findSetCookie(resp, "__Host-entraauth_main=") != ""}
 		}()
 	}
 	wg.Wait()
@@ -265,7 +265,7 @@ func TestParallelRequestsShareOneRenewal(t *testing.T) {
 	// renewal, without asking Entra ID again.
 	rs.tenant.SetFault(entraidtest.Token, entraidtest.Fault{})
 	resp := rs.sendWith(t, old, "/late", apiCall())
-	if resp.StatusCode != http.StatusOK || findSetCookie(resp, "entraauth_main=") == "" || rs.tenant.Hits(entraidtest.Refresh)-refreshes != 1 {
+	if resp.StatusCode != http.StatusOK || findSetCookie(resp, "__Host-entraauth_main=") == "" || rs.tenant.Hits(entraidtest.Refresh)-refreshes != 1 {
 		t.Errorf("a late request with the old cookie: %d, %d refreshes", resp.StatusCode, rs.tenant.Hits(entraidtest.Refresh)-refreshes)
 	}
 }
@@ -294,7 +294,7 @@ func TestWhenEntraRefusesTheRenewalTheSessionEnds(t *testing.T) {
 			if resp.StatusCode != http.StatusUnauthorized || doc["error"] != "session_expired" {
 				t.Fatalf("an API call: %d %.300q, want 401 session_expired", resp.StatusCode, body)
 			}
-			if !strings.Contains(findSetCookie(resp, "entraauth_main="), "Max-Age=0") {
+			if !strings.Contains(findSetCookie(resp, "__Host-entraauth_main="), "Max-Age=0") {
 				t.Error("the ended session's cookie was not deleted")
 			}
 			if !strings.Contains(rs.logs.String(), tc.code) {
@@ -329,7 +329,7 @@ func TestWhileEntraIsUnreachableASessionKeepsWorkingForABoundedGrace(t *testing.
 		if resp.StatusCode != http.StatusOK || body != "upstream /grace" {
 			t.Fatalf("within the grace: %d %.200q, want the upstream", resp.StatusCode, body)
 		}
-		if findSetCookie(resp, "entraauth_main=") != "" {
+		if findSetCookie(resp, "__Host-entraauth_main=") != "" {
 			t.Fatal("a session was set although the renewal failed")
 		}
 	}
@@ -345,7 +345,7 @@ func TestWhileEntraIsUnreachableASessionKeepsWorkingForABoundedGrace(t *testing.
 	if resp.StatusCode != http.StatusServiceUnavailable || doc["error"] != "idp_unavailable" {
 		t.Fatalf("past the grace: %d %.300q, want 503 idp_unavailable", resp.StatusCode, body)
 	}
-	if strings.Contains(findSetCookie(resp, "entraauth_main="), "Max-Age=0") {
+	if strings.Contains(findSetCookie(resp, "__Host-entraauth_main="), "Max-Age=0") {
 		t.Fatal("the session was deleted during an outage")
 	}
 	nav, page := rs.send(t, http.MethodGet, "/page", browserNavigation())
@@ -357,8 +357,53 @@ func TestWhileEntraIsUnreachableASessionKeepsWorkingForABoundedGrace(t *testing.
 	rs.tenant.SetFault(entraidtest.Token, entraidtest.Fault{})
 	rs.advance(failureMemory + time.Second)
 	resp, _ = rs.send(t, http.MethodGet, "/back", apiCall())
-	if resp.StatusCode != http.StatusOK || findSetCookie(resp, "entraauth_main=") == "" {
+	if resp.StatusCode != http.StatusOK || findSetCookie(resp, "__Host-entraauth_main=") == "" {
 		t.Fatalf("after the outage: %d, want 200 with the renewed session", resp.StatusCode)
+	}
+}
+
+// A renewal that fails slowly (Entra ID black-holed: every token request
+// waits out the request timeout) is remembered from when it failed, not
+// from when it started: the requests after it pass within the grace at
+// once, with no token request of their own, for failureMemory.
+func TestASlowlyFailingRenewalIsRememberedFromItsEnd(t *testing.T) {
+	rs := newRenewalStack(t, alice, func(c *Config) { c.MicrosoftEntraID.RequestTimeout = "1s" })
+	// The token endpoint answers too late: the client gives up after 1 s.
+	rs.tenant.SetFault(entraidtest.Token, entraidtest.Fault{Delay: 2 * time.Second, Status: http.StatusServiceUnavailable})
+	rs.advance(time.Hour + time.Minute)
+	tokens := rs.tenant.Hits(entraidtest.Token)
+
+	first := make(chan int, 1)
+	go func() {
+		resp, err := rs.get(rs.cookies(), "/first", apiCall())
+		if err != nil {
+			first <- 0
+			return
+		}
+		first <- resp.StatusCode
+	}()
+	// While the token request hangs, the middleware's clock passes a
+	// black hole's 10 s timeout.
+	waitFor(t, "the token request", func() bool { return rs.tenant.Hits(entraidtest.Token) > tokens })
+	rs.advance(10 * time.Second)
+	if status := <-first; status != http.StatusOK {
+		t.Fatalf("the request that tried to renew: %d, want 200 within the grace", status)
+	}
+	for i := 0; i < 3; i++ {
+		resp, _ := rs.send(t, http.MethodGet, "/next", apiCall())
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("a request right after the failure: %d, want 200 within the grace", resp.StatusCode)
+		}
+	}
+	if got := rs.tenant.Hits(entraidtest.Token) - tokens; got != 1 {
+		t.Errorf("%d token requests, want 1: the failure is remembered for %s from its end", got, failureMemory)
+	}
+	// failureMemory after the failure, the next request tries again.
+	rs.advance(failureMemory)
+	rs.tenant.SetFault(entraidtest.Token, entraidtest.Fault{})
+	resp, _ := rs.send(t, http.MethodGet, "/later", apiCall())
+	if resp.StatusCode != http.StatusOK || findSetCookie(resp, "__Host-entraauth_main=") == "" {
+		t.Errorf("%s after the failure: %d, want the renewed session", failureMemory, resp.StatusCode)
 	}
 }
 
@@ -428,9 +473,9 @@ func TestTheFastPathNeverServesASessionPastItsRenewalTime(t *testing.T) {
 	refreshes := rs.tenant.Hits(entraidtest.Refresh)
 	rs.advance(time.Hour + time.Second)
 	resp, _ := rs.send(t, http.MethodGet, "/cached", apiCall())
-	if resp.StatusCode != http.StatusOK || findSetCookie(resp, "entraauth_main=") == "" || rs.tenant.Hits(entraidtest.Refresh) != refreshes+1 {
+	if resp.StatusCode != http.StatusOK || findSetCookie(resp, "__Host-entraauth_main=") == "" || rs.tenant.Hits(entraidtest.Refresh) != refreshes+1 {
 		t.Fatalf("past the lifetime, a request the cache knew: %d, renewed cookie %v, %d refreshes: want one renewal",
-			resp.StatusCode, findSetCookie(resp, "entraauth_main=") != "", rs.tenant.Hits(entraidtest.Refresh)-refreshes)
+			resp.StatusCode, findSetCookie(resp, "__Host-entraauth_main=") != "", rs.tenant.Hits(entraidtest.Refresh)-refreshes)
 	}
 }
 

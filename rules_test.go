@@ -223,7 +223,7 @@ func TestExclusions(t *testing.T) {
 		t.Run(tt.method+" "+tt.target, func(t *testing.T) {
 			r := httptest.NewRequest(tt.method, "https://app.example.com"+tt.target, nil)
 			r.Header.Set("X-Forwarded-User", "mallory")
-			r.Header.Set("Cookie", "other=1; entraauth_main=x")
+			r.Header.Set("Cookie", "other=1; __Host-entraauth_main=x; entraauth_main=y")
 			*got = nil
 			w := httptest.NewRecorder()
 			m.ServeHTTP(w, r)

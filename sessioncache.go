@@ -243,7 +243,7 @@ var commonHeaders = []string{
 // out, and hashed to keep keys short: if authorize's signed-in decision
 // comes to depend on more of the configuration, it must be added here.
 func newCacheScope(m *Middleware) *cacheScope {
-	config := fmt.Sprintf("%q\x00%s\x00%v\x00%v\x00%v\x00%v\x00%v\x00%v", m.sessionAAD, m.loginPrefix, m.lifetime, m.maxLifetime, m.renew, m.upstream, m.headers, m.rules)
+	config := fmt.Sprintf("%q\x00%q\x00%s\x00%v\x00%v\x00%v\x00%v\x00%v\x00%v", m.sessionAAD, m.legacyAAD, m.loginPrefix+"\x00"+m.loginBinding, m.lifetime, m.maxLifetime, m.renew, m.upstream, m.headers, m.rules)
 	c := &cacheScope{
 		prefix:  fmt.Sprintf("r%p:%s:", m.sealer, digest(config)),
 		special: m.api != nil || !m.exclusions.empty(),
@@ -272,13 +272,14 @@ func refuseCached(m *Middleware, r *http.Request) bool {
 	return m.api != nil && len(r.Header["Authorization"]) > 0 || m.exclusions.match(r)
 }
 
-// sessionCachePrefix starts the keys of m's opened session cookies: the
-// sealer (see newCacheScope) and the sealed value's additional data, which
-// names the cookie and binds it to the app registration. Middlewares that
-// share them open the same cookie alike, except for their lifetimes, which
-// openSession applies to every hit (sessionEnd).
-func sessionCachePrefix(m *Middleware) string {
-	return fmt.Sprintf("s%p:%q:", m.sealer, m.sessionAAD)
+// sessionCachePrefix starts the keys of m's opened session cookies sealed
+// under aad (m.sessionAAD, or m.legacyAAD): the sealer (see newCacheScope)
+// and the sealed value's additional data, which names the cookie and binds
+// it to the app registration. Middlewares that share them open the same
+// cookie alike, except for their lifetimes, which openSession applies to
+// every hit (sessionEnd).
+func sessionCachePrefix(m *Middleware, aad string) string {
+	return fmt.Sprintf("s%p:%q:", m.sealer, aad)
 }
 
 // passCached prepares a signed-in request for the upstream from the

@@ -29,7 +29,7 @@ const (
 // upstreamAccess is the outcome of minting an access token for the
 // upstream.
 type upstreamAccess struct {
-	value   string // the header value
+	token   string // the access token, sanitized; each router formats it (format)
 	expires int64  // Unix seconds: the token is replaced from then on
 	refused bool   // Entra ID refused the grant: the session ends
 	// interaction: the API's Conditional Access needs the user (stepUp);
@@ -45,12 +45,13 @@ type upstreamAccess struct {
 func (m *Middleware) setUpstreamToken(w http.ResponseWriter, r *http.Request, s *session.Session) (until int64, answered bool) {
 	now := m.now()
 	key := digest(fmt.Sprintf("upstream token\x00%p\x00%s\x00%s\x00%s\x00%d", m.client, m.sessionAAD, m.upstream.scope, s.OID, s.AuthTime))
-	v, ok := upstreamTokens.do(r.Context(), key, now, func() (interface{}, time.Duration) {
+	v, ok := upstreamTokens.do(r.Context(), key, m.now, func() (interface{}, time.Duration) {
 		a := m.mintUpstreamToken(s, now)
 		if a.problem != nil || a.refused || a.interaction != nil {
 			return a, failureMemory
 		}
-		return a, time.Duration(a.expires-now.Unix()) * time.Second
+		// Until the token is replaced, counted from now that it came.
+		return a, time.Unix(a.expires, 0).Sub(m.now())
 	})
 	a, _ := v.(*upstreamAccess)
 	if !ok || a == nil {
@@ -58,7 +59,7 @@ func (m *Middleware) setUpstreamToken(w http.ResponseWriter, r *http.Request, s 
 	}
 	switch {
 	case a.refused:
-		session.ClearChunked(w.Header(), r, m.cookie)
+		m.clearSession(w, r)
 		m.challenge(w, r, sessionEnded)
 		return 0, true
 	case a.interaction != nil:
@@ -68,8 +69,18 @@ func (m *Middleware) setUpstreamToken(w http.ResponseWriter, r *http.Request, s 
 		m.writeError(w, r, a.problem)
 		return 0, true
 	}
-	r.Header[m.upstream.header] = []string{a.value}
+	r.Header[m.upstream.header] = []string{m.upstream.format(a.token)}
 	return a.expires, false
+}
+
+// format is the header value that carries token: "Bearer <token>" in
+// Authorization, the token alone in a header of its own. Routers of one app
+// and scope share the token, not the header value: each formats it.
+func (u *upstreamToken) format(token string) string {
+	if u.bearer {
+		return "Bearer " + token
+	}
+	return token
 }
 
 // mintUpstreamToken redeems s's refresh token for an access token for the
@@ -104,11 +115,7 @@ func (m *Middleware) mintUpstreamToken(s *session.Session, now time.Time) *upstr
 	if life < shortestUpstreamToken {
 		life = shortestUpstreamToken
 	}
-	value := tok.AccessToken
-	if m.upstream.bearer {
-		value = "Bearer " + value
-	}
-	return &upstreamAccess{value: sanitizeHeaderValue(value), expires: now.Add(life).Unix()}
+	return &upstreamAccess{token: sanitizeHeaderValue(tok.AccessToken), expires: now.Add(life).Unix()}
 }
 
 // consentMissing reports whether Entra ID refused a token for lack of

@@ -1,6 +1,7 @@
 package entraauth
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -86,6 +87,48 @@ func TestAnUpstreamTokenInAHeaderOfItsOwnCannotBeSpoofed(t *testing.T) {
 	}
 	if up.Get("Authorization") != "Basic dXNlcjpwYXNz" {
 		t.Errorf("the client's own Authorization header was changed: %q", up.Get("Authorization"))
+	}
+}
+
+// Two routers of one app and scope, one sending the token in
+// Authorization and one in a header of its own, share the minted token but
+// each sends it in its own format.
+func TestRoutersSharingAnUpstreamTokenEachSendItInTheirOwnFormat(t *testing.T) {
+	rs, api := upstreamStack(t, entraidtest.API{IdentifierURI: "api://formats", Scopes: []string{"Formats.Read"}}, "")
+	cfg := validConfig()
+	cfg.MicrosoftEntraID.AuthorityHost = rs.tenant.URL
+	cfg.MicrosoftEntraID.ClientSecret = rs.tenant.ClientSecret
+	cfg.UpstreamAccessToken = UpstreamAccessToken{Scope: api.IdentifierURI + "/.default", Header: "X-Api-Token"}
+	h, err := New(context.Background(), rs.mw.next, cfg, "custom-header")
+	if err != nil {
+		t.Fatal(err)
+	}
+	custom := h.(*Middleware)
+	setClock(custom, rs.mw.now)
+	bearer := rs.server.Config.Handler
+	for i, order := range [][]string{{"authorization", "custom"}, {"custom", "authorization"}} {
+		if i > 0 {
+			// The token is replaced: minted this time by the other router.
+			rs.advance(56 * time.Minute)
+		}
+		for _, router := range order {
+			if router == "custom" {
+				rs.server.Config.Handler = custom
+			} else {
+				rs.server.Config.Handler = bearer
+			}
+			if resp, _ := rs.send(t, http.MethodGet, "/"+router, apiCall()); resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s: %d", router, resp.StatusCode)
+			}
+			up := rs.lastUpstream()
+			if router == "custom" {
+				if v := up.Get("X-Api-Token"); v == "" || strings.HasPrefix(v, "Bearer ") || up.Get("Authorization") != "" {
+					t.Errorf("after %v, the router with X-Api-Token sent X-Api-Token %.20q and Authorization %.20q, want the token alone in X-Api-Token", order, v, up.Get("Authorization"))
+				}
+			} else if v := up.Get("Authorization"); !strings.HasPrefix(v, "Bearer ey") {
+				t.Errorf("after %v, the router with Authorization sent %.20q, want Bearer and the token", order, v)
+			}
+		}
 	}
 }
 

@@ -74,7 +74,7 @@ func TestTheUpstreamTellsWhatAConfigurationMustNotLetThrough(t *testing.T) {
 		{"the identity twice", signedIn, "/", map[string][]string{"X-Forwarded-User": {"oid-1", "oid-1"}, "X-Forwarded-Email": {"a@example.com"}, "Cookie": {"theme=dark"}}, false},
 		{"a spoofed spelling with underscores", signedIn, "/", map[string][]string{"X-Forwarded-User": {"oid-1"}, "X-Forwarded-Email": {"a@example.com"}, "X_forwarded_user": {"mallory"}, "Cookie": {"theme=dark"}}, false},
 		{"another identity header", signedIn, "/", map[string][]string{"X-Forwarded-User": {"oid-1"}, "X-Forwarded-Email": {"a@example.com"}, "X-Forwarded-Roles": {"Admin"}, "Cookie": {"theme=dark"}}, false},
-		{"the plugin's cookie", signedIn, "/", map[string][]string{"X-Forwarded-User": {"oid-1"}, "X-Forwarded-Email": {"a@example.com"}, "Cookie": {"entraauth_main=sealed; theme=dark"}}, false},
+		{"the plugin's cookie", signedIn, "/", map[string][]string{"X-Forwarded-User": {"oid-1"}, "X-Forwarded-Email": {"a@example.com"}, "Cookie": {"__Host-entraauth_main=sealed; theme=dark"}}, false},
 		{"no Cookie header where one is due", signedIn, "/", map[string][]string{"X-Forwarded-User": {"oid-1"}, "X-Forwarded-Email": {"a@example.com"}}, false},
 		{"a path a rule refuses", signedIn, refusedPrefix + "x", map[string][]string{"X-Forwarded-User": {"oid-1"}, "X-Forwarded-Email": {"a@example.com"}, "Cookie": {"theme=dark"}}, false},
 		{"any value where any will do", expectation{identity: map[string]string{"X-Forwarded-User": ""}}, "/", map[string][]string{"X-Forwarded-User": {"oid-9"}}, true},

@@ -258,7 +258,9 @@ func run(ctx context.Context, o *options) (err error) {
 		return err
 	}
 	secret := randomString(48)
-	const cookieName = "entraauth_main"
+	// The session cookie's name over HTTPS without cookieDomain: the
+	// __Host- prefix before entraauth_<portal>.
+	const cookieName = "__Host-entraauth_main"
 	pluginConfig := func(rules map[string]interface{}) map[string]interface{} {
 		c := map[string]interface{}{
 			"microsoftEntraID": map[string]interface{}{

@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/tfa-plugin/entraauth/session"
 )
 
 // userAgent is a browser with a cookie jar that follows no redirect by
@@ -125,7 +127,7 @@ func pluginSignIn(ctx context.Context, cert *certificate, ep *entrypoint, cookie
 	}
 	s := &signIn{callback: cb, total: time.Since(start)}
 	s.cookie = b.cookieHeader(ep.url("/"), func(name string) bool {
-		return name == cookieName || strings.HasPrefix(name, cookieName+"_") && !strings.HasPrefix(name, cookieName+"_login_")
+		return session.IsChunkName(cookieName, name)
 	})
 	if s.cookie == "" {
 		return nil, errors.New("no session cookie after the sign-in")

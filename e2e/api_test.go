@@ -122,7 +122,7 @@ func TestBearerTokensForTheAPIPassAndOthersGetWWWAuthenticate(t *testing.T) {
 			if err := json.Unmarshal(resp.body, &v); err != nil || v["error"] != tt.wwwError {
 				t.Errorf("body %.300s, want JSON with error %q", resp.body, tt.wwwError)
 			}
-			if findSetCookie(resp.Cookies(), "entraauth_") != nil {
+			if findSetCookie(resp.Cookies(), "entraauth_") != nil || findSetCookie(resp.Cookies(), "__Host-entraauth_") != nil {
 				t.Errorf("a refused bearer request got cookies: %v", resp.Header.Values("Set-Cookie"))
 			}
 		})

@@ -51,6 +51,29 @@ func TestBrowserSignsInThroughTheTenantPageAndStaysSignedIn(t *testing.T) {
 		t.Fatalf("the app did not get alice's identity: %.800s", signedIn.Text)
 	}
 	authorizeHits := e.tenant.Hits("authorize")
+	// The browser took the session cookie under the __Host- prefix, which
+	// it accepts only Secure, with Path=/ and no Domain: no sibling
+	// subdomain can set one.
+	var jar struct {
+		Cookies []struct {
+			Name   string `json:"name"`
+			Domain string `json:"domain"`
+			Path   string `json:"path"`
+			Secure bool   `json:"secure"`
+		} `json:"cookies"`
+	}
+	page.call("Network.getCookies", map[string]interface{}{"urls": []string{start}}, &jar)
+	var names []string
+	hostCookie := false
+	for _, c := range jar.Cookies {
+		names = append(names, c.Name)
+		if c.Name == sessionCookieName && c.Secure && c.Path == "/" && !strings.HasPrefix(c.Domain, ".") {
+			hostCookie = true
+		}
+	}
+	if !hostCookie {
+		t.Errorf("the browser holds the cookies %v, want the session as %s", names, sessionCookieName)
+	}
 
 	page.markDocument()
 	page.call("Page.reload", map[string]interface{}{"ignoreCache": true}, nil)

@@ -257,7 +257,7 @@ func TestWorkloadIdentityWithAnUntrustedSubjectShowsAnErrorPageNamingTheAADSTSCo
 			t.Errorf("error page shows %.40q", leak)
 		}
 	}
-	if _, err := e.client.cookie(app, "entraauth_main"); err == nil {
+	if _, err := e.client.cookie(app, sessionCookieName); err == nil {
 		t.Error("a session cookie was set although the sign-in failed")
 	}
 	if signedIn(t, e.client, app) {

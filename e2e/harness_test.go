@@ -84,6 +84,10 @@ var (
 // sessionSecret is the secret most tests seal cookies with (>= 32 chars).
 const sessionSecret = "e2e-session-secret-0123456789-abcdefghijklmnop"
 
+// sessionCookieName is the session cookie of the main portal over HTTPS
+// without cookieDomain: __Host- before the configured name.
+const sessionCookieName = "__Host-entraauth_main"
+
 // repoRoot is the plugin's repository: the parent of this module.
 func repoRoot(t *testing.T) string {
 	t.Helper()

@@ -118,7 +118,7 @@ func TestSessionsRenewThemselvesThroughTraefik(t *testing.T) {
 		if got := a.echoed(resp).Header.Get("X-Forwarded-User"); got != alice.OID {
 			t.Errorf("X-Forwarded-User = %q", got)
 		}
-		if findSetCookie(resp.Cookies(), "entraauth_main") == nil {
+		if findSetCookie(resp.Cookies(), sessionCookieName) == nil {
 			t.Error("the response carries no renewed session")
 		}
 		if got := tenant.Hits(entraidtest.Refresh) - before; got != 1 {
@@ -156,8 +156,8 @@ func TestSessionsRenewThemselvesThroughTraefik(t *testing.T) {
 					return
 				}
 				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK || findSetCookie(resp.Cookies(), "entraauth_main") == nil {
-					statuses <- fmt.Sprintf("%s, renewed cookie %v", resp.Status, findSetCookie(resp.Cookies(), "entraauth_main") != nil)
+				if resp.StatusCode != http.StatusOK || findSetCookie(resp.Cookies(), sessionCookieName) == nil {
+					statuses <- fmt.Sprintf("%s, renewed cookie %v", resp.Status, findSetCookie(resp.Cookies(), sessionCookieName) != nil)
 				}
 			}(i)
 		}
@@ -174,7 +174,7 @@ func TestSessionsRenewThemselvesThroughTraefik(t *testing.T) {
 	t.Run("a renewal with a client assertion instead of a secret", func(t *testing.T) {
 		before := tenant.Hits(entraidtest.Refresh)
 		resp := w.do(w.request(http.MethodGet, tr.url(app2Host, "/api/federated"), apiHeader()))
-		if resp.StatusCode != http.StatusOK || findSetCookie(resp.Cookies(), "federated") == nil {
+		if resp.StatusCode != http.StatusOK || findSetCookie(resp.Cookies(), "__Host-federated") == nil {
 			t.Fatalf("past the lifetime: %s: %.300s", resp.Status, resp.body)
 		}
 		if got := tenant.Hits(entraidtest.Refresh) - before; got != 1 {

@@ -249,7 +249,7 @@ func TestMultiTenantAppSignsInOnlyUsersOfAllowedTenants(t *testing.T) {
 		t.Errorf("Traefik's log does not say why the sign-in was refused")
 	}
 	for _, h := range hops {
-		if c := findSetCookie(h.Cookies(), "entraauth_main"); c != nil && c.Name == "entraauth_main" && c.MaxAge >= 0 {
+		if c := findSetCookie(h.Cookies(), sessionCookieName); c != nil && c.Name == sessionCookieName && c.MaxAge >= 0 {
 			t.Errorf("tenant not allowed: a session cookie was set at %s", h.Request.URL)
 		}
 	}
@@ -272,7 +272,7 @@ func TestExcludedPathsAndMethodsPassWithoutASessionButLoseSpoofedIdentity(t *tes
 		h["x-forwarded-roles"] = []string{"Admin"}
 		// CGI gateways read '.' as '-' too.
 		h["X.Forwarded.User"] = []string{alice.OID}
-		h["Cookie"] = []string{"entraauth_main=forged; entraauth_main_1=more; theme=dark"}
+		h["Cookie"] = []string{"__Host-entraauth_main=forged; __Host-entraauth_main_1=more; entraauth_main=old; theme=dark"}
 		return h
 	}
 	preflight := spoofed(http.Header{

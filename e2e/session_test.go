@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tfa-plugin/entraauth/entraid/entraidtest"
 	"github.com/tfa-plugin/entraauth/session"
 )
 
@@ -141,7 +142,7 @@ func TestTamperedSessionCookieLeadsBackToSignIn(t *testing.T) {
 	}
 	// Sealed exactly as the plugin seals (same cookie and app binding), but
 	// with another secret.
-	aad := session.AAD("entraauth_main", e.tenant.URL, e.tenant.TenantID, e.tenant.ClientID)
+	aad := session.AAD(sessionCookieName, e.tenant.URL, e.tenant.TenantID, e.tenant.ClientID)
 	sealedElsewhere, err := otherSealer.Seal(forged, aad, time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +168,7 @@ func TestTamperedSessionCookieLeadsBackToSignIn(t *testing.T) {
 		tt := tt
 		t.Run(tt.name, func(t *testing.T) {
 			e.client.signIn(app)
-			ck, err := e.client.cookie(app, "entraauth_main")
+			ck, err := e.client.cookie(app, sessionCookieName)
 			if err != nil {
 				t.Fatalf("after sign-in: %v (cookies %v)", err, e.client.cookieNames(app))
 			}
@@ -210,7 +211,7 @@ func TestSessionOpensOnEveryInstanceSharingTheSecretAcrossRotation(t *testing.T)
 	c.signIn(a.url(appHost, "/"))
 	// Cookies do not depend on the port: the jar sends A's cookie to B, as a
 	// browser would behind a load balancer.
-	original, err := c.cookie(a.url(appHost, "/"), "entraauth_main")
+	original, err := c.cookie(a.url(appHost, "/"), sessionCookieName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,5 +246,94 @@ func TestSessionOpensOnEveryInstanceSharingTheSecretAcrossRotation(t *testing.T)
 	}
 	if n := tenant.Hits("token"); n != 1 {
 		t.Errorf("token endpoint hit %d times, want the single sign-in through A", n)
+	}
+}
+
+// sealLegacySession seals a session of user as the plugin did before the
+// __Host- prefix: under the cookie name entraauth_main, with the e2e
+// secret, bound to the tenant's app.
+func sealLegacySession(t *testing.T, e *env, user entraidtest.User) string {
+	t.Helper()
+	sealer, err := session.NewSealer(sessionSecret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	s := &session.Session{OID: user.OID, TID: e.tenant.TenantID, Name: user.Name, PreferredUsername: user.PreferredUsername, Email: user.Email,
+		IssuedAt: now.Unix(), AuthTime: now.Unix(), Expires: now.Add(time.Hour).Unix()}
+	plain, err := s.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := sealer.Seal(plain, session.AAD("entraauth_main", e.tenant.URL, e.tenant.TenantID, e.tenant.ClientID), now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sealed
+}
+
+// A session cookie from before the upgrade to the __Host- prefix keeps the
+// user signed in: its first request through Traefik moves it to
+// __Host-entraauth_main and deletes the old one, and the moved cookie works.
+func TestASessionCookieFromBeforeTheHostPrefixIsMovedToIt(t *testing.T) {
+	e := newEnv(t, alice.PreferredUsername, nil)
+	app := e.traefik.url(appHost, "/")
+	u, _ := url.Parse(app)
+	e.client.jar.SetCookies(u, []*http.Cookie{{Name: "entraauth_main", Value: sealLegacySession(t, e, alice), Path: "/", Secure: true, HttpOnly: true}})
+
+	resp := e.client.visit(e.traefik.url(appHost, "/moved"))
+	if got := e.client.echoed(resp).Header.Get("X-Forwarded-User"); got != alice.OID {
+		t.Fatalf("with the old cookie: X-Forwarded-User %q, want alice", got)
+	}
+	moved := findSetCookie(resp.Cookies(), sessionCookieName)
+	if moved == nil || moved.MaxAge < 0 || !moved.Secure || moved.Path != "/" || moved.Domain != "" {
+		t.Fatalf("the session was not moved to %s: %v", sessionCookieName, resp.Header.Values("Set-Cookie"))
+	}
+	deleted := false
+	for _, c := range resp.Cookies() {
+		if c.Name == "entraauth_main" && c.MaxAge < 0 {
+			deleted = true
+		}
+	}
+	if !deleted {
+		t.Errorf("the old cookie was not deleted: %v", resp.Header.Values("Set-Cookie"))
+	}
+	if names := strings.Join(e.client.cookieNames(app), " "); names != sessionCookieName {
+		t.Errorf("the browser holds %q, want %s alone", names, sessionCookieName)
+	}
+	again := e.client.visit(e.traefik.url(appHost, "/again"))
+	if got := e.client.echoed(again).Header.Get("X-Forwarded-User"); got != alice.OID || len(again.Cookies()) != 0 {
+		t.Errorf("with the moved cookie: X-Forwarded-User %q, cookies set %v", got, again.Header.Values("Set-Cookie"))
+	}
+	if n := e.tenant.Hits("authorize"); n != 0 {
+		t.Errorf("%d sign-ins, want none: the session lives on", n)
+	}
+}
+
+// A sibling subdomain sets a cookie for the parent domain under the
+// session cookie's old name, holding a session of its own (cookie tossing,
+// a session fixation): through Traefik, the victim's __Host- session wins.
+func TestACookiePlantedForTheParentDomainDoesNotReplaceTheSession(t *testing.T) {
+	e := newEnv(t, alice.PreferredUsername, nil)
+	app := e.traefik.url(appHost, "/")
+	e.client.signIn(app)
+
+	sibling, _ := url.Parse(strings.Replace(app, appHost, "evil.example.test", 1))
+	e.client.jar.SetCookies(sibling, []*http.Cookie{{Name: "entraauth_main", Value: sealLegacySession(t, e, bob), Domain: "example.test", Path: "/", Secure: true}})
+	planted := false
+	for _, name := range e.client.cookieNames(app) {
+		planted = planted || name == "entraauth_main"
+	}
+	if !planted {
+		t.Fatalf("the planted cookie is not sent to the app: %q", e.client.cookieNames(app))
+	}
+	for _, path := range []string{"/first", "/second"} {
+		echo := e.client.echoed(e.client.visit(e.traefik.url(appHost, path)))
+		if got := echo.Header.Get("X-Forwarded-User"); got != alice.OID {
+			t.Fatalf("%s: X-Forwarded-User %q, want the victim's own (alice), not the planted session's", path, got)
+		}
+		if c := strings.Join(echo.Header.Values("Cookie"), "; "); strings.Contains(c, "entraauth_") {
+			t.Errorf("%s: the plugin's cookies reached the upstream: %q", path, c)
+		}
 	}
 }

@@ -69,7 +69,7 @@ func TestFirstVisitSignsInAndReturnsToTheOriginalURLWithItsQuery(t *testing.T) {
 	var sessionCookie *http.Cookie
 	for _, h := range hops {
 		for _, c := range h.Cookies() {
-			if c.Name == "entraauth_main" && c.MaxAge >= 0 {
+			if c.Name == sessionCookieName && c.MaxAge >= 0 {
 				sessionCookie = c
 			}
 		}

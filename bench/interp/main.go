@@ -41,9 +41,12 @@ import (
 const (
 	pluginModule = "github.com/tfa-plugin/entraauth"
 	noopModule   = "github.com/tfa-plugin/noop"
-	cookieName   = "entraauth_main"
-	tenantID     = "72f988bf-86f1-41af-91ab-2d7cd011db47"
-	userOID      = "6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
+	// cookieName is the plugin's session cookie for the default portal
+	// over HTTPS: the __Host- prefix before entraauth_main.
+	cookieName = "__Host-entraauth_main"
+	tenantID   = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+	clientID   = "11111111-1111-1111-1111-111111111111"
+	userOID    = "6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
 )
 
 func main() {
@@ -96,7 +99,7 @@ func run(repo string, rounds int, only string, n int, minimal bool, cpuProfiles 
 		{name: "noop", module: noopModule},
 		{name: "entraauth", module: pluginModule, config: map[string]string{
 			"MicrosoftEntraID.TenantID":     tenantID,
-			"MicrosoftEntraID.ClientID":     "11111111-1111-1111-1111-111111111111",
+			"MicrosoftEntraID.ClientID":     clientID,
 			"MicrosoftEntraID.ClientSecret": "not-a-real-secret",
 			"Session.Secret":                secret,
 		}},
@@ -323,7 +326,9 @@ func sealedCookie(secret string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	sealed, err := sealer.Seal(plain, cookieName, time.Unix(s.Expires, 0))
+	// Bound to the cookie and the app registration, as the plugin seals.
+	aad := session.AAD(cookieName, "https://login.microsoftonline.com", tenantID, clientID)
+	sealed, err := sealer.Seal(plain, aad, time.Unix(s.Expires, 0))
 	if err != nil {
 		return "", err
 	}
