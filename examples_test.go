@@ -972,3 +972,71 @@ func checkKubernetesCertificates(objects []exampleObject, flags map[string]strin
 	}
 	return nil
 }
+
+// registeredRedirectURIs finds the redirect URIs a text tells users to
+// register: for each portal base (https://<host>/portals/<portal>), the
+// endpoints named under it.
+func registeredRedirectURIs(text string) map[string][]string {
+	found := map[string][]string{}
+	re := regexp.MustCompile("(https://[^\\s`'\"()]+/portals/[a-z0-9<>-]+/)(oauth2/callback|signed-out)")
+	for _, m := range re.FindAllStringSubmatch(text, -1) {
+		if !containsString(found[m[1]], m[2]) {
+			found[m[1]] = append(found[m[1]], m[2])
+		}
+	}
+	for _, list := range found {
+		sort.Strings(list)
+	}
+	return found
+}
+
+// Every place that says which redirect URIs to register says the same:
+// the callback (sign-in) and the signed-out page, which sign-out sends to
+// Entra ID as post_logout_redirect_uri and which Entra ID accepts only as
+// a registered redirect URI of the app.
+func TestEveryPlaceListsTheSameRedirectURIsToRegister(t *testing.T) {
+	m, err := New(context.Background(), http.NotFoundHandler(), validConfig(), "uris")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mw := m.(*Middleware)
+	var want []string
+	for _, p := range []string{mw.callbackPath, mw.signedOutPath} {
+		want = append(want, strings.TrimPrefix(p, mw.prefix))
+	}
+	sort.Strings(want)
+
+	readme := readExample(t, "readme.md")
+	section := func(from, to string) string {
+		i := strings.Index(readme, from)
+		if i < 0 {
+			t.Fatalf("the readme has no %q", from)
+		}
+		j := strings.Index(readme[i:], to)
+		if j < 0 {
+			t.Fatalf("the readme has no %q after %q", to, from)
+		}
+		return readme[i : i+j]
+	}
+	places := []struct{ where, text string }{
+		{"readme: Quick start", section("## Quick start", "Static configuration")},
+		{"readme: Exposure modes", section("## Exposure modes", "## Options")},
+		{"readme: Development (make demo with a real tenant)", section("`make demo` serves", "Layout:")},
+		{"examples/docker-compose/compose.yaml", readExample(t, "examples/docker-compose/compose.yaml")},
+		{"examples/kubernetes/middleware.yaml", readExample(t, "examples/kubernetes/middleware.yaml")},
+		// What make demo prints for a real tenant, and registers in the
+		// dev tenant.
+		{"scripts/demo.sh", readExample(t, "scripts/demo.sh")},
+	}
+	for _, p := range places {
+		found := registeredRedirectURIs(p.text)
+		if len(found) == 0 {
+			t.Errorf("%s names no redirect URI to register; want %v under https://<host>/portals/<portal>/", p.where, want)
+		}
+		for base, got := range found {
+			if strings.Join(got, " ") != strings.Join(want, " ") {
+				t.Errorf("%s: under %s it names %v, want %v", p.where, base, got, want)
+			}
+		}
+	}
+}

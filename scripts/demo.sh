@@ -75,6 +75,14 @@ if [ ! -s "$DEMO/session-secret" ]; then
 	(umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DEMO/session-secret")
 fi
 
+# redirect_uris HOST: the redirect URIs an app registration needs for HOST,
+# one a line: the callback (sign-in) and the signed-out page (sign-out's
+# post_logout_redirect_uri, which Entra ID accepts only when registered).
+redirect_uris() {
+	echo "https://$1:$PORT/portals/main/oauth2/callback"
+	echo "https://$1:$PORT/portals/main/signed-out"
+}
+
 pids=()
 cleanup() {
 	trap - EXIT INT TERM
@@ -112,8 +120,8 @@ else
 	# Registered like in a real app registration: the callbacks and the
 	# signed-out pages of both hosts.
 	uris=()
-	for h in "$HOST" "$ADMIN_HOST"; do
-		uris+=(-redirect-uri "https://$h:$PORT/portals/main/oauth2/callback" -redirect-uri "https://$h:$PORT/portals/main/signed-out")
+	for uri in $(redirect_uris "$HOST") $(redirect_uris "$ADMIN_HOST"); do
+		uris+=(-redirect-uri "$uri")
 	done
 	"$DEMO/bin/devtenant" -addr "127.0.0.1:$TENANT_PORT" -tenant-id "$tenant_id" \
 		-client-id "$client_id" -client-secret "$client_secret" "${uris[@]}" >"$DEMO/devtenant.log" 2>&1 &
@@ -257,12 +265,10 @@ cat <<EOF
           (self-signed certificate: accept the browser's warning once per host)
 EOF
 if [ -z "$authority_line" ]; then
-	cat <<EOF
-  Register these redirect URIs (platform "Web") in the app registration:
-          https://$HOST:$PORT/portals/main/oauth2/callback
-EOF
+	echo '  Register these redirect URIs (platform "Web") in the app registration:'
+	redirect_uris "$HOST" | sed 's/^/          /'
 	if [ -n "$admin_group" ]; then
-		echo "          https://$ADMIN_HOST:$PORT/portals/main/oauth2/callback"
+		redirect_uris "$ADMIN_HOST" | sed 's/^/          /'
 	else
 		echo "  (set ENTRA_ADMIN_GROUP to a group object ID to serve https://$ADMIN_HOST:$PORT/ too)"
 	fi
