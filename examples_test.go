@@ -411,7 +411,9 @@ func (x *exampleCheck) checkKubernetesExamples(files map[string]string) error {
 		if err != nil {
 			return fmt.Errorf("%s: Middleware %s: %v", o.file, name, err)
 		}
-		if v, _ := mapAt(raw, "microsoftEntraID")["clientAssertion"].(string); strings.EqualFold(v, "AzureWorkloadIdentity") {
+		// stringAt, not a comma-ok assertion in the if: under Yaegi a failed
+		// assertion in a loop keeps the previous iteration's value.
+		if strings.EqualFold(stringAt(raw, "microsoftEntraID", "clientAssertion"), "AzureWorkloadIdentity") {
 			// The label and the annotation are in traefik.yaml, or the
 			// Middleware's file says how to add them.
 			patch := "kubectl -n " + traefikNamespace + " patch deployment " + traefikDeployment + ` -p '{"spec":{"template":{"metadata":{"labels":{"azure.workload.identity/use":"true"}}}}}'`

@@ -122,7 +122,7 @@ func (m *Middleware) serveCallback(w http.ResponseWriter, r *http.Request) {
 		// The codes for the operator, whatever the page shows: a user who
 		// cancelled and one whom Conditional Access refused both report
 		// "I could not sign in".
-		m.log.Printf("sign-in did not complete: Microsoft Entra ID answered %s %s (trace ID %s)", logSafe(p.Code), logSafe(p.AADSTS), logSafe(p.TraceID))
+		m.log.Printf("sign-in did not complete: Microsoft Entra ID answered %s", callbackErrorLogLine(p))
 		m.writeError(w, r, p)
 		return
 	}

@@ -130,6 +130,20 @@ func callbackErrorProblem(code, description string, st *loginState) *problem {
 	return p
 }
 
+// callbackErrorLogLine is what the log says of an error Entra ID sent to
+// the callback: its code, AADSTS code and trace ID, which come from the
+// URL and are kept to characters that cannot forge a line.
+func callbackErrorLogLine(p *problem) string {
+	line := logSafe(p.Code)
+	if a := logSafe(p.AADSTS); a != "" {
+		line += " " + a
+	}
+	if id := logSafe(p.TraceID); id != "" {
+		line += " (trace ID " + id + ")"
+	}
+	return line
+}
+
 // writeError answers with p: JSON for clients that ask for it, HTML else.
 func (m *Middleware) writeError(w http.ResponseWriter, r *http.Request, p *problem) {
 	h := w.Header()

@@ -85,6 +85,10 @@ func startDemo(t *testing.T) *demo {
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-exited
 		}
+		// Ctrl-C is a stop, not a crash: no process "exited" in the output.
+		if out := d.output.String(); !strings.Contains(out, "demo: stopping") || strings.Contains(out, "exited") {
+			t.Errorf("after Ctrl-C, make demo's output should end with \"demo: stopping\" and name no process that exited:\n%s", tail(out, 8))
+		}
 		if t.Failed() {
 			t.Logf("--- make demo output ---\n%s", d.output)
 		}
@@ -117,6 +121,25 @@ func startDemo(t *testing.T) *demo {
 		t.Fatal("the demo's cert.pem holds no certificate")
 	}
 	return d
+}
+
+// logFiles are the files the demo's instructions name under "Logs".
+func (d *demo) logFiles() []string {
+	var files []string
+	in := false
+	for _, line := range strings.Split(d.output.String(), "\n") {
+		fields := strings.Fields(line)
+		switch {
+		case len(fields) >= 2 && fields[0] == "Logs":
+			in = true
+			files = append(files, fields[1])
+		case in && len(fields) >= 1 && strings.HasPrefix(fields[0], "/"):
+			files = append(files, fields[0])
+		default:
+			in = false
+		}
+	}
+	return files
 }
 
 func (d *demo) url(host, path string) string {
@@ -188,6 +211,21 @@ func TestMakeDemoLetsAliceIntoTheAdminRouterAndShowsBobA403(t *testing.T) {
 		out := c.do(logoutRequest(c, d.url(d.adminHost, "/portals/main/logout"), fmt.Sprintf("https://%s:%d", d.adminHost, d.port)))
 		if out.StatusCode != http.StatusSeeOther {
 			t.Errorf("the sign-out button got %s, want 303", out.Status)
+		}
+		// The plugin's own line about the refusal is in a log the
+		// instructions name.
+		files := d.logFiles()
+		found := waitFor(5*time.Second, 100*time.Millisecond, func() bool {
+			for _, f := range files {
+				b, _ := os.ReadFile(f)
+				if strings.Contains(string(b), "access refused to ") && strings.Contains(string(b), "bob@contoso.example") {
+					return true
+				}
+			}
+			return false
+		})
+		if len(files) == 0 || !found {
+			t.Errorf("no log the demo names (%v) holds the plugin's line refusing bob", files)
 		}
 	})
 	t.Run("the app receives an access token for the demo API, and the sign-out ends on the signed-out page", func(t *testing.T) {
