@@ -150,6 +150,8 @@ func TestBrowserPagesSayWhatHappened(t *testing.T) {
 
 	t.Run("a stale callback offers to start again at the site root", func(t *testing.T) {
 		page.t = t
+		// Signed out (a signed-in user's old callback just goes home).
+		page.call("Network.clearBrowserCookies", nil, nil)
 		page.navigate(e.traefik.url(appHost, "/portals/main/oauth2/callback?code=x&state="+strings.Repeat("A", 43)))
 		stale := page.waitUntil("the sign-in-expired page", 30*time.Second, func(s pageState) bool {
 			return strings.Contains(s.Text, "Sign-in expired")
