@@ -51,8 +51,14 @@ type demo struct {
 
 func startDemo(t *testing.T) *demo {
 	t.Helper()
+	return startDemoWith(t, filepath.Join(repoRoot(t), "scripts", "demo.sh"))
+}
+
+// startDemoWith starts the demo with a command line of the caller's.
+func startDemoWith(t *testing.T, command ...string) *demo {
+	t.Helper()
 	d := &demo{dir: t.TempDir(), port: freePort(t), appHost: "app.localhost", adminHost: "admin.localhost", output: &lockedOutput{}}
-	cmd := exec.Command(filepath.Join(repoRoot(t), "scripts", "demo.sh"))
+	cmd := exec.Command(command[0], command[1:]...)
 	cmd.Env = append(os.Environ(),
 		"TRAEFIK_BIN="+traefikBinary(t),
 		"DEMO_DIR="+d.dir,
@@ -252,4 +258,15 @@ func TestMakeDemoLetsAliceIntoTheAdminRouterAndShowsBobA403(t *testing.T) {
 			t.Fatalf("got %s, want the demo app greeting bob: %.600s", page.Status, page.body)
 		}
 	})
+}
+
+// Where make demo starts with SIGINT ignored (in the background of a
+// script, some CI runners), bash cannot trap Ctrl-C, while Traefik and the
+// Go programs still stop on it, with status 0: that is a stop too, not "a
+// process exited (0)". (The check is in startDemo's cleanup.)
+func TestMakeDemoStopsQuietlyOnCtrlCEvenWhereBashCannotTrapIt(t *testing.T) {
+	d := startDemoWith(t, "bash", "-c", `trap '' INT; exec "$0"`, filepath.Join(repoRoot(t), "scripts", "demo.sh"))
+	if !strings.Contains(d.output.String(), "Ctrl-C stops everything.") {
+		t.Fatalf("the demo did not start:\n%s", d.output)
+	}
 }
