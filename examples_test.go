@@ -215,7 +215,80 @@ func (x *exampleCheck) checkComposeExample(name, text string) error {
 	if found == 0 {
 		return fmt.Errorf("%s: no labels configure the plugin", name)
 	}
-	return nil
+
+	// HTTP to HTTPS: the redirection must send browsers to the port
+	// compose publishes HTTPS on.
+	flags := traefikFlags(listAt(traefik, "command"))
+	var httpsEntryPoints []string
+	var routers []labelRouter
+	for _, service := range names {
+		for _, r := range tlsRouters(listAt(services[service], "labels")) {
+			httpsEntryPoints = append(httpsEntryPoints, r.entryPoints...)
+			routers = append(routers, r)
+		}
+	}
+	reachable := func(containerPort string) []string {
+		var ports []string
+		for _, p := range listAt(traefik, "ports") {
+			s, _ := p.(string)
+			parts := strings.Split(s, ":") // [ip:]host:container
+			if len(parts) >= 2 && parts[len(parts)-1] == containerPort {
+				ports = append(ports, parts[len(parts)-2])
+			}
+		}
+		return ports
+	}
+	if err := checkRedirects(name, flags, httpsEntryPoints, reachable); err != nil {
+		return err
+	}
+	return checkComposeCertificates(name, traefik, routers)
+}
+
+// labelRouter is a router that compose labels define with TLS.
+type labelRouter struct {
+	name         string
+	entryPoints  []string
+	certResolver string
+}
+
+// tlsRouters returns the routers of labels that serve TLS
+// (traefik.http.routers.<name>.tls=true or .tls.certresolver=...).
+func tlsRouters(labels []interface{}) []labelRouter {
+	byName := map[string]*labelRouter{}
+	var order []string
+	tls := map[string]bool{}
+	for _, l := range labels {
+		s, _ := l.(string)
+		k, v, _ := strings.Cut(s, "=")
+		parts := strings.Split(strings.ToLower(k), ".")
+		if len(parts) < 5 || strings.Join(parts[:3], ".") != "traefik.http.routers" {
+			continue
+		}
+		r := byName[parts[3]]
+		if r == nil {
+			r = &labelRouter{name: parts[3]}
+			byName[parts[3]] = r
+			order = append(order, parts[3])
+		}
+		switch strings.Join(parts[4:], ".") {
+		case "entrypoints":
+			for _, ep := range strings.Split(v, ",") {
+				r.entryPoints = append(r.entryPoints, strings.TrimSpace(ep))
+			}
+		case "tls":
+			tls[r.name] = v == "true"
+		case "tls.certresolver":
+			tls[r.name] = true
+			r.certResolver = v
+		}
+	}
+	var out []labelRouter
+	for _, n := range order {
+		if tls[n] {
+			out = append(out, *byName[n])
+		}
+	}
+	return out
 }
 
 // checkRouterMiddlewares checks that the routers of labels name
@@ -278,7 +351,7 @@ func (x *exampleCheck) checkKubernetesExamples(files map[string]string) error {
 	// and its service account.
 	var pod map[string]interface{}
 	var traefikContainer map[string]interface{}
-	var traefikNamespace string
+	var traefikNamespace, traefikFile, traefikDeployment string
 	for _, o := range objects {
 		if o.kind() != "Deployment" {
 			continue
@@ -288,6 +361,8 @@ func (x *exampleCheck) checkKubernetesExamples(files map[string]string) error {
 				pod = mapAt(o.doc, "spec", "template")
 				traefikContainer = mapAt(c)
 				traefikNamespace = o.namespace()
+				traefikFile = o.file
+				traefikDeployment = stringAt(o.doc, "metadata", "name")
 			}
 		}
 	}
@@ -336,12 +411,22 @@ func (x *exampleCheck) checkKubernetesExamples(files map[string]string) error {
 		if err != nil {
 			return fmt.Errorf("%s: Middleware %s: %v", o.file, name, err)
 		}
-		if v, _ := mapAt(raw, "microsoftEntraID")["clientAssertion"].(string); strings.EqualFold(v, "AzureWorkloadIdentity") {
-			if stringAt(pod, "metadata", "labels", "azure.workload.identity/use") != "true" {
-				return fmt.Errorf("%s: Middleware %s uses AzureWorkloadIdentity, but Traefik's pod lacks the label azure.workload.identity/use: \"true\"", o.file, name)
+		// stringAt, not a comma-ok assertion in the if: under Yaegi a failed
+		// assertion in a loop keeps the previous iteration's value.
+		if strings.EqualFold(stringAt(raw, "microsoftEntraID", "clientAssertion"), "AzureWorkloadIdentity") {
+			// The label and the annotation are in traefik.yaml, or the
+			// Middleware's file says how to add them.
+			patch := "kubectl -n " + traefikNamespace + " patch deployment " + traefikDeployment + ` -p '{"spec":{"template":{"metadata":{"labels":{"azure.workload.identity/use":"true"}}}}}'`
+			if stringAt(pod, "metadata", "labels", "azure.workload.identity/use") != "true" && !strings.Contains(files[o.file], patch) {
+				return fmt.Errorf("%s: Middleware %s uses AzureWorkloadIdentity, but Traefik's pod lacks the label azure.workload.identity/use: \"true\", and the file does not say `%s`", o.file, name, patch)
 			}
-			if !isGUIDString(clientIDAnnotation) {
-				return fmt.Errorf("%s: Middleware %s uses AzureWorkloadIdentity, but Traefik's service account %q has no azure.workload.identity/client-id annotation", o.file, name, account)
+			clientID := clientIDAnnotation
+			annotate := "kubectl -n " + traefikNamespace + " annotate serviceaccount " + account + " azure.workload.identity/client-id="
+			if i := strings.Index(files[o.file], annotate); clientID == "" && i >= 0 {
+				clientID = strings.Fields(files[o.file][i+len(annotate):] + " ")[0]
+			}
+			if !isGUIDString(clientID) {
+				return fmt.Errorf("%s: Middleware %s uses AzureWorkloadIdentity, but Traefik's service account %q has no azure.workload.identity/client-id annotation (a GUID), and the file does not say `%s<client ID>`", o.file, name, account, annotate)
 			}
 			token := filepath.Join(x.dir, "azure-identity-token")
 			if err := os.WriteFile(token, []byte("eyJhbGciOiJSUzI1NiJ9.e30.c2ln"), 0o600); err != nil {
@@ -349,7 +434,7 @@ func (x *exampleCheck) checkKubernetesExamples(files map[string]string) error {
 			}
 			// What the workload identity webhook injects.
 			x.env = map[string]string{
-				"AZURE_CLIENT_ID":            clientIDAnnotation,
+				"AZURE_CLIENT_ID":            clientID,
 				"AZURE_TENANT_ID":            "72f988bf-86f1-41af-91ab-2d7cd011db47",
 				"AZURE_FEDERATED_TOKEN_FILE": token,
 				"AZURE_AUTHORITY_HOST":       "https://login.microsoftonline.com/",
@@ -386,7 +471,62 @@ func (x *exampleCheck) checkKubernetesExamples(files map[string]string) error {
 	if routes == 0 {
 		return fmt.Errorf("no IngressRoute uses the middleware")
 	}
-	return nil
+
+	// HTTP to HTTPS: the redirection must send browsers to the port the
+	// Service exposes HTTPS on, not to the port Traefik listens on in its
+	// pod.
+	flags := traefikFlags(listAt(traefikContainer, "args"))
+	var httpsEntryPoints []string
+	for _, o := range objects {
+		if o.kind() == "IngressRoute" && mapAt(o.doc, "spec")["tls"] != nil {
+			for _, ep := range listAt(o.doc, "spec", "entryPoints") {
+				s, _ := ep.(string)
+				httpsEntryPoints = append(httpsEntryPoints, s)
+			}
+		}
+	}
+	podLabels := mapAt(pod, "metadata", "labels")
+	reachable := func(containerPort string) []string {
+		targets := []string{containerPort}
+		for _, p := range listAt(traefikContainer, "ports") {
+			if stringAt(p, "containerPort") == containerPort && stringAt(p, "name") != "" {
+				targets = append(targets, stringAt(p, "name"))
+			}
+		}
+		var ports []string
+		for _, o := range objects {
+			if o.kind() != "Service" || o.namespace() != traefikNamespace || !selects(mapAt(o.doc, "spec", "selector"), podLabels) {
+				continue
+			}
+			for _, p := range listAt(o.doc, "spec", "ports") {
+				target := stringAt(p, "targetPort")
+				if target == "" {
+					target = stringAt(p, "port")
+				}
+				if containsString(targets, target) {
+					ports = append(ports, stringAt(p, "port"))
+				}
+			}
+		}
+		return ports
+	}
+	if err := checkRedirects(traefikFile, flags, httpsEntryPoints, reachable); err != nil {
+		return err
+	}
+	return checkKubernetesCertificates(objects, flags, x.mounted)
+}
+
+// selects reports whether a Service's selector matches a pod's labels.
+func selects(selector, labels map[string]interface{}) bool {
+	if len(selector) == 0 {
+		return false
+	}
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 func isGUIDString(s string) bool {
@@ -510,7 +650,17 @@ func TestTheExampleCheckRefusesMistakes(t *testing.T) {
 		{"a secret file outside Traefik's mounts", "middleware.yaml", "secretFile: /var/run/secrets/entraauth/session-secret", "secretFile: /etc/entraauth/session-secret", "not in a volume or secret mounted"},
 		{"a secret key that is not created", "middleware-secret-urn.yaml", "urn:k8s:secret:entraauth:client-secret", "urn:k8s:secret:entraauth:clientsecret", "no `kubectl -n whoami create secret generic entraauth --from-literal=clientsecret=...`"},
 		{"a malformed secret URN", "middleware-secret-urn.yaml", "urn:k8s:secret:entraauth:session-secret", "urn:k8s:secret:entraauth/session-secret", "malformed secret URN"},
-		{"workload identity without the pod label", "traefik.yaml", `azure.workload.identity/use: "true"`, `azure.workload.identity/use: "false"`, `lacks the label azure.workload.identity/use: "true"`},
+		{"workload identity without the pod label", "middleware-workload-identity.yaml", `"azure.workload.identity/use":"true"`, `"azure.workload.identity/use":"false"`, `lacks the label azure.workload.identity/use: "true"`},
+		{"workload identity without the client ID annotation", "middleware-workload-identity.yaml", "annotate serviceaccount traefik", "annotate serviceaccount default", "has no azure.workload.identity/client-id annotation"},
+		{"a redirection to the pod's own HTTPS port", "traefik.yaml", "redirections.entrypoint.to=:443", "redirections.entrypoint.to=websecure", "redirects HTTP to https://<host>:8443/, but users reach HTTPS on port(s) [443]"},
+		{"a redirection to a port compose does not publish", "compose.yaml", `"443:443"`, `"8443:443"`, "redirects HTTP to https://<host>:443/, but users reach HTTPS on port(s) [8443]"},
+		{"no redirection to HTTPS", "compose.yaml", "--entrypoints.web.http.redirections.entrypoint.to=websecure", "--entrypoints.web.http.redirections.entrypoint.scheme=https", "no entry point redirects HTTP to HTTPS"},
+		{"a TLS router without a certificate resolver", "compose.yaml", "routers.whoami.tls.certresolver=letsencrypt", "routers.whoami.tls=true", "Traefik would serve its self-signed default certificate"},
+		{"ACME storage outside a volume", "compose.yaml", "acme.storage=/letsencrypt/acme.json", "acme.storage=/acme.json", "is not on a volume"},
+		{"an IngressRoute with Traefik's default certificate", "whoami.yaml", "secretName: whoami-example-com-tls", "secretName: \"\"", "Traefik would serve its self-signed default certificate"},
+		{"a certificate for another host", "certificate.yaml", "- whoami.example.com", "- www.example.com", "host whoami.example.com is not among the dnsNames"},
+		{"an HTTP-01 challenge the redirection swallows", "traefik.yaml", "--entrypoints.web.allowacmebypass=true", "--entrypoints.web.forwardedheaders.insecure=false", "set --entrypoints.web.allowacmebypass=true"},
+		{"an HTTP-01 challenge Traefik does not serve", "traefik.yaml", "            - --providers.kubernetesingress\n", "", "lack --providers.kubernetesingress"},
 		{"an IngressRoute naming another middleware", "whoami.yaml", "- name: entra\n", "- name: entra-auth\n", "uses Middleware whoami/entra-auth"},
 	}
 	for _, tt := range tests {
@@ -568,5 +718,327 @@ func TestLabelsDecodeAsTraefiksLabelParserDoes(t *testing.T) {
 	}
 	if c.Headers["X-User"] != "oid" || !c.Session.InsecureCookies {
 		t.Errorf("headers %v, insecureCookies %v", c.Headers, c.Session.InsecureCookies)
+	}
+}
+
+// traefikFlags reads Traefik's static configuration from its command-line
+// arguments: option names lower-cased (Traefik matches them in any case),
+// a flag without a value is "true".
+func traefikFlags(args []interface{}) map[string]string {
+	flags := map[string]string{}
+	for _, a := range args {
+		s, _ := a.(string)
+		k, v, ok := strings.Cut(strings.TrimPrefix(s, "--"), "=")
+		if !ok {
+			v = "true"
+		}
+		flags[strings.ToLower(k)] = v
+	}
+	return flags
+}
+
+// entryPointPort is the port of an entry point's address, "[host]:port[/tcp]".
+func entryPointPort(flags map[string]string, entryPoint string) (string, error) {
+	addr, ok := flags["entrypoints."+strings.ToLower(entryPoint)+".address"]
+	if !ok {
+		return "", fmt.Errorf("no entry point %q", entryPoint)
+	}
+	addr, _, _ = strings.Cut(addr, "/")
+	i := strings.LastIndex(addr, ":")
+	if i < 0 || addr[i+1:] == "" {
+		return "", fmt.Errorf("entry point %s: address %q has no port", entryPoint, addr)
+	}
+	return addr[i+1:], nil
+}
+
+// redirectPort is the port Traefik's HTTP-to-HTTPS redirection of an entry
+// point sends browsers to (pkg/provider/traefik/internal.go,
+// getRedirectPort): the port of `to` when it is ":<port>", otherwise the
+// port in the address of the entry point `to` names, which is the port
+// Traefik listens on in its container, not necessarily the one users reach.
+func redirectPort(flags map[string]string, to string) (string, error) {
+	if regexp.MustCompile(`^:[0-9]+$`).MatchString(to) {
+		return to[1:], nil
+	}
+	return entryPointPort(flags, to)
+}
+
+// checkRedirects checks that every entry point that redirects HTTP to HTTPS
+// sends browsers to a port where they reach one of the HTTPS entry points:
+// reachable gives the ports users reach a container port on (compose's
+// published ports, a Service's ports).
+func checkRedirects(where string, flags map[string]string, httpsEntryPoints []string, reachable func(containerPort string) []string) error {
+	var want []string
+	for _, ep := range httpsEntryPoints {
+		port, err := entryPointPort(flags, ep)
+		if err != nil {
+			return fmt.Errorf("%s: %v", where, err)
+		}
+		want = append(want, reachable(port)...)
+	}
+	keys := make([]string, 0, len(flags))
+	for k := range flags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	redirects := 0
+	for _, k := range keys {
+		if !strings.HasPrefix(k, "entrypoints.") || !strings.HasSuffix(k, ".http.redirections.entrypoint.to") {
+			continue
+		}
+		ep := strings.TrimSuffix(strings.TrimPrefix(k, "entrypoints."), ".http.redirections.entrypoint.to")
+		port, err := redirectPort(flags, flags[k])
+		if err != nil {
+			return fmt.Errorf("%s: entry point %s: redirection: %v", where, ep, err)
+		}
+		if !containsString(want, port) {
+			return fmt.Errorf("%s: entry point %s redirects HTTP to https://<host>:%s/, but users reach HTTPS on port(s) %v: write redirections.entrypoint.to=:%s", where, ep, port, want, firstOr(want, "443"))
+		}
+		redirects++
+	}
+	if redirects == 0 {
+		return fmt.Errorf("%s: no entry point redirects HTTP to HTTPS (entrypoints.<name>.http.redirections.entrypoint.to)", where)
+	}
+	return nil
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func firstOr(list []string, def string) string {
+	if len(list) == 0 {
+		return def
+	}
+	return list[0]
+}
+
+// checkACMEResolver checks that Traefik's arguments define the certificate
+// resolver name as Let's Encrypt through ACME, with an account email, a
+// challenge and its storage on a volume that outlives the container.
+func checkACMEResolver(where string, flags map[string]string, name string, volumes []string) error {
+	p := "certificatesresolvers." + strings.ToLower(name) + ".acme."
+	if flags[p+"email"] == "" {
+		return fmt.Errorf("%s: certificate resolver %q: no --certificatesresolvers.%s.acme.email (Traefik's arguments define no such ACME resolver)", where, name, name)
+	}
+	storage := flags[p+"storage"]
+	if storage == "" || !underAny(storage, volumes) {
+		return fmt.Errorf("%s: certificate resolver %q: acme.storage %q is not on a volume (%v): certificates would be requested again on every restart", where, name, storage, volumes)
+	}
+	challenge := flags[p+"tlschallenge"] == "true" || flags[p+"dnschallenge.provider"] != ""
+	if ep := flags[p+"httpchallenge.entrypoint"]; ep != "" {
+		if _, err := entryPointPort(flags, ep); err != nil {
+			return fmt.Errorf("%s: certificate resolver %q: httpchallenge.entrypoint: %v", where, name, err)
+		}
+		challenge = true
+	}
+	if !challenge {
+		return fmt.Errorf("%s: certificate resolver %q has no challenge (acme.tlschallenge, acme.httpchallenge.entrypoint or acme.dnschallenge.provider)", where, name)
+	}
+	return nil
+}
+
+// checkComposeCertificates checks that every TLS router of the compose
+// file gets a real certificate from an ACME resolver, not Traefik's
+// self-signed default, which browsers warn about.
+func checkComposeCertificates(name string, traefik map[string]interface{}, routers []labelRouter) error {
+	flags := traefikFlags(listAt(traefik, "command"))
+	var volumes []string
+	for _, v := range listAt(traefik, "volumes") {
+		s, _ := v.(string)
+		if parts := strings.Split(s, ":"); len(parts) >= 2 {
+			volumes = append(volumes, parts[1])
+		}
+	}
+	if len(routers) == 0 {
+		return fmt.Errorf("%s: no router serves TLS", name)
+	}
+	for _, r := range routers {
+		if r.certResolver == "" {
+			return fmt.Errorf("%s: router %s has TLS without traefik.http.routers.%s.tls.certresolver: Traefik would serve its self-signed default certificate", name, r.name, r.name)
+		}
+		if err := checkACMEResolver(name, flags, r.certResolver, volumes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// routeHosts returns the hosts of Host(`...`) in a router rule.
+func routeHosts(rule string) []string {
+	var hosts []string
+	for _, m := range regexp.MustCompile("Host\\(`([^`]+)`\\)").FindAllStringSubmatch(rule, -1) {
+		hosts = append(hosts, m[1])
+	}
+	return hosts
+}
+
+// checkKubernetesCertificates checks that every IngressRoute with TLS gets
+// a real certificate: from cert-manager (tls.secretName written by a
+// Certificate for its hosts, from an ACME issuer whose challenge can reach
+// Traefik) or from Traefik's ACME resolver (tls.certResolver).
+func checkKubernetesCertificates(objects []exampleObject, flags map[string]string, mounts []string) error {
+	find := func(kind, namespace, name string) *exampleObject {
+		for i, o := range objects {
+			if o.kind() == kind && stringAt(o.doc, "metadata", "name") == name && (namespace == "" || o.namespace() == namespace) {
+				return &objects[i]
+			}
+		}
+		return nil
+	}
+	routes := 0
+	for _, o := range objects {
+		tls := mapAt(o.doc, "spec", "tls")
+		if o.kind() != "IngressRoute" || tls == nil {
+			continue
+		}
+		routes++
+		where := o.file + ": IngressRoute " + stringAt(o.doc, "metadata", "name")
+		if resolver, _ := tls["certResolver"].(string); resolver != "" {
+			if err := checkACMEResolver(where, flags, resolver, mounts); err != nil {
+				return err
+			}
+			continue
+		}
+		secret, _ := tls["secretName"].(string)
+		if secret == "" {
+			return fmt.Errorf("%s: tls has neither secretName nor certResolver: Traefik would serve its self-signed default certificate", where)
+		}
+		var cert *exampleObject
+		for i, c := range objects {
+			if c.kind() == "Certificate" && c.namespace() == o.namespace() && stringAt(c.doc, "spec", "secretName") == secret {
+				cert = &objects[i]
+			}
+		}
+		if cert == nil || stringAt(cert.doc, "apiVersion") != "cert-manager.io/v1" {
+			return fmt.Errorf("%s: no cert-manager Certificate (cert-manager.io/v1) in namespace %s writes the secret %q", where, o.namespace(), secret)
+		}
+		var names []string
+		for _, n := range listAt(cert.doc, "spec", "dnsNames") {
+			s, _ := n.(string)
+			names = append(names, s)
+		}
+		for _, r := range listAt(o.doc, "spec", "routes") {
+			for _, h := range routeHosts(stringAt(r, "match")) {
+				if !containsString(names, h) {
+					return fmt.Errorf("%s: host %s is not among the dnsNames %v of Certificate %s", where, h, names, stringAt(cert.doc, "metadata", "name"))
+				}
+			}
+		}
+		kind, issuerName := stringAt(cert.doc, "spec", "issuerRef", "kind"), stringAt(cert.doc, "spec", "issuerRef", "name")
+		ns := ""
+		if kind != "ClusterIssuer" {
+			kind, ns = "Issuer", cert.namespace()
+		}
+		issuer := find(kind, ns, issuerName)
+		if issuer == nil || stringAt(issuer.doc, "spec", "acme", "server") == "" {
+			return fmt.Errorf("%s: Certificate %s: no ACME %s %q in the examples", where, stringAt(cert.doc, "metadata", "name"), kind, issuerName)
+		}
+		solvers := listAt(issuer.doc, "spec", "acme", "solvers")
+		if len(solvers) == 0 {
+			return fmt.Errorf("%s: %s %s has no solver", issuer.file, kind, issuerName)
+		}
+		for _, s := range solvers {
+			class := stringAt(s, "http01", "ingress", "ingressClassName")
+			if class == "" {
+				continue
+			}
+			// cert-manager answers the HTTP-01 challenge with an Ingress of
+			// that class on port 80: Traefik must serve Ingresses of the
+			// class, and its HTTP-to-HTTPS redirection must let the
+			// challenge path through.
+			ic := find("IngressClass", "", class)
+			if ic == nil || stringAt(ic.doc, "spec", "controller") != "traefik.io/ingress-controller" {
+				return fmt.Errorf("%s: the HTTP-01 solver's ingressClassName %q is no IngressClass of Traefik's (controller traefik.io/ingress-controller)", issuer.file, class)
+			}
+			if _, ok := flags["providers.kubernetesingress"]; !ok {
+				return fmt.Errorf("%s: the HTTP-01 solver answers with an Ingress, but Traefik's arguments lack --providers.kubernetesingress", issuer.file)
+			}
+			for k := range flags {
+				if strings.HasPrefix(k, "entrypoints.") && strings.HasSuffix(k, ".http.redirections.entrypoint.to") {
+					ep := strings.TrimSuffix(k, ".http.redirections.entrypoint.to")
+					if flags[ep+".allowacmebypass"] != "true" {
+						return fmt.Errorf("%s: the HTTP-01 challenge arrives on port 80, which --%s redirects to HTTPS: set --%s.allowacmebypass=true", issuer.file, k, ep)
+					}
+				}
+			}
+		}
+	}
+	if routes == 0 {
+		return fmt.Errorf("no IngressRoute serves TLS")
+	}
+	return nil
+}
+
+// registeredRedirectURIs finds the redirect URIs a text tells users to
+// register: for each portal base (https://<host>/portals/<portal>), the
+// endpoints named under it.
+func registeredRedirectURIs(text string) map[string][]string {
+	found := map[string][]string{}
+	re := regexp.MustCompile("(https://[^\\s`'\"()]+/portals/[a-z0-9<>-]+/)(oauth2/callback|signed-out)")
+	for _, m := range re.FindAllStringSubmatch(text, -1) {
+		if !containsString(found[m[1]], m[2]) {
+			found[m[1]] = append(found[m[1]], m[2])
+		}
+	}
+	for _, list := range found {
+		sort.Strings(list)
+	}
+	return found
+}
+
+// Every place that says which redirect URIs to register says the same:
+// the callback (sign-in) and the signed-out page, which sign-out sends to
+// Entra ID as post_logout_redirect_uri and which Entra ID accepts only as
+// a registered redirect URI of the app.
+func TestEveryPlaceListsTheSameRedirectURIsToRegister(t *testing.T) {
+	m, err := New(context.Background(), http.NotFoundHandler(), validConfig(), "uris")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mw := m.(*Middleware)
+	var want []string
+	for _, p := range []string{mw.callbackPath, mw.signedOutPath} {
+		want = append(want, strings.TrimPrefix(p, mw.prefix))
+	}
+	sort.Strings(want)
+
+	readme := readExample(t, "readme.md")
+	section := func(from, to string) string {
+		i := strings.Index(readme, from)
+		if i < 0 {
+			t.Fatalf("the readme has no %q", from)
+		}
+		j := strings.Index(readme[i:], to)
+		if j < 0 {
+			t.Fatalf("the readme has no %q after %q", to, from)
+		}
+		return readme[i : i+j]
+	}
+	places := []struct{ where, text string }{
+		{"readme: Quick start", section("## Quick start", "Static configuration")},
+		{"readme: Exposure modes", section("## Exposure modes", "## Options")},
+		{"readme: Development (make demo with a real tenant)", section("`make demo` serves", "Layout:")},
+		{"examples/docker-compose/compose.yaml", readExample(t, "examples/docker-compose/compose.yaml")},
+		{"examples/kubernetes/middleware.yaml", readExample(t, "examples/kubernetes/middleware.yaml")},
+		// What make demo prints for a real tenant, and registers in the
+		// dev tenant.
+		{"scripts/demo.sh", readExample(t, "scripts/demo.sh")},
+	}
+	for _, p := range places {
+		found := registeredRedirectURIs(p.text)
+		if len(found) == 0 {
+			t.Errorf("%s names no redirect URI to register; want %v under https://<host>/portals/<portal>/", p.where, want)
+		}
+		for base, got := range found {
+			if strings.Join(got, " ") != strings.Join(want, " ") {
+				t.Errorf("%s: under %s it names %v, want %v", p.where, base, got, want)
+			}
+		}
 	}
 }

@@ -133,7 +133,12 @@ func (m *Middleware) serveCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if e := q.Get("error"); e != "" {
-		m.writeError(w, r, callbackErrorProblem(e, q.Get("error_description"), st))
+		p := callbackErrorProblem(e, q.Get("error_description"), st)
+		// The codes for the operator, whatever the page shows: a user who
+		// cancelled and one whom Conditional Access refused both report
+		// "I could not sign in".
+		m.log.Printf("sign-in did not complete: Microsoft Entra ID answered %s", callbackErrorLogLine(p))
+		m.writeError(w, r, p)
 		return
 	}
 	code := q.Get("code")

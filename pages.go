@@ -26,6 +26,11 @@ type problem struct {
 	TraceID string // Entra's trace ID, for the tenant's sign-in logs
 	Hint    string // what an administrator can do about it
 	Retry   string // where "Try again" leads; local or validated URL
+	// RetryLabel names the Retry link when "Try again" does not fit.
+	RetryLabel string
+	// Folded keeps the codes in a closed "Details" part: the page tells of
+	// the user's own choice, not of a fault to report.
+	Folded bool
 }
 
 func internalProblem() *problem {
@@ -110,11 +115,33 @@ func callbackErrorProblem(code, description string, st *loginState) *problem {
 	if code == "access_denied" {
 		p.Status = http.StatusForbidden
 		p.Title = "Sign-in was cancelled or refused"
+		if p.AADSTS == "AADSTS65004" {
+			// Cancel at the account picker, or consent declined: the
+			// user's choice, told as such, with the way back.
+			p.Title = "Sign-in cancelled"
+			p.Message = "You cancelled signing in at Microsoft Entra ID (or declined what this site asked for), so you are not signed in to this site."
+			p.RetryLabel = "Sign in again"
+			p.Folded = true
+		}
 	}
 	if p.Message == "" {
 		p.Message = "Microsoft Entra ID answered with the error " + code + "."
 	}
 	return p
+}
+
+// callbackErrorLogLine is what the log says of an error Entra ID sent to
+// the callback: its code, AADSTS code and trace ID, which come from the
+// URL and are kept to characters that cannot forge a line.
+func callbackErrorLogLine(p *problem) string {
+	line := logSafe(p.Code)
+	if a := logSafe(p.AADSTS); a != "" {
+		line += " " + a
+	}
+	if id := logSafe(p.TraceID); id != "" {
+		line += " (trace ID " + id + ")"
+	}
+	return line
 }
 
 // writeError answers with p: JSON for clients that ask for it, HTML else.
@@ -139,7 +166,11 @@ func (m *Middleware) writeError(w http.ResponseWriter, r *http.Request, p *probl
 	var b strings.Builder
 	b.WriteString("<p>" + html.EscapeString(p.Message) + "</p>")
 	if p.AADSTS != "" || p.TraceID != "" || p.Code != "" {
-		b.WriteString("<dl>")
+		if p.Folded {
+			b.WriteString("<details><summary>Details</summary><dl>")
+		} else {
+			b.WriteString("<details open><summary>Details</summary><dl>")
+		}
 		if p.Code != "" {
 			b.WriteString("<dt>Error</dt><dd><code>" + html.EscapeString(p.Code) + "</code></dd>")
 		}
@@ -149,14 +180,18 @@ func (m *Middleware) writeError(w http.ResponseWriter, r *http.Request, p *probl
 		if p.TraceID != "" {
 			b.WriteString("<dt>Trace ID</dt><dd><code>" + html.EscapeString(p.TraceID) + "</code></dd>")
 		}
-		b.WriteString("</dl>")
+		b.WriteString("</dl></details>")
 	}
 	if p.Hint != "" {
 		b.WriteString("<p class=hint>" + html.EscapeString(p.Hint) + "</p>")
 	}
 	if p.Retry != "" {
 		if target, ok := m.safeReturnURL(p.Retry, r); ok {
-			b.WriteString(`<p><a class=button href="` + html.EscapeString(target) + `">Try again</a></p>`)
+			label := p.RetryLabel
+			if label == "" {
+				label = "Try again"
+			}
+			b.WriteString(`<p><a class=button href="` + html.EscapeString(target) + `">` + html.EscapeString(label) + `</a></p>`)
 		}
 	}
 	writePage(w, p.Status, p.Title, b.String())
@@ -354,6 +389,14 @@ func (m *Middleware) forbidden(w http.ResponseWriter, r *http.Request, s *sessio
 		})
 		return
 	}
+	writePage(w, http.StatusForbidden, "Access denied",
+		"<p>You are signed in as <strong>"+html.EscapeString(signedInAs(s))+"</strong>, but this account is not allowed to use this application.</p>"+
+			"<p>Ask its administrator for access, or sign out and use another account.</p>"+
+			`<form method=post action="`+html.EscapeString(m.logoutPath)+`"><button class=button type=submit>Sign out</button></form>`)
+}
+
+// signedInAs names the user of s for a page: "Name (user name)".
+func signedInAs(s *session.Session) string {
 	who := s.PreferredUsername
 	if who == "" {
 		who = s.OID
@@ -361,10 +404,24 @@ func (m *Middleware) forbidden(w http.ResponseWriter, r *http.Request, s *sessio
 	if s.Name != "" {
 		who = s.Name + " (" + who + ")"
 	}
-	writePage(w, http.StatusForbidden, "Access denied",
-		"<p>You are signed in as <strong>"+html.EscapeString(who)+"</strong>, but this account is not allowed to use this application.</p>"+
-			"<p>Ask its administrator for access, or sign out and use another account.</p>"+
-			`<form method=post action="`+html.EscapeString(m.logoutPath)+`"><button class=button type=submit>Sign out</button></form>`)
+	return who
+}
+
+// backToApplication is where the profile page's "Back to the application"
+// leads: rd when the link to the profile names it, else the page that
+// linked to the profile (its Referer), unless either is on another site or
+// one of the portal's own pages, else the site's root.
+func (m *Middleware) backToApplication(r *http.Request) string {
+	for _, raw := range []string{r.URL.Query().Get("rd"), r.Referer()} {
+		target, ok := m.safeReturnURL(raw, r)
+		if !ok {
+			continue
+		}
+		if u, err := url.Parse(target); err == nil && !strings.HasPrefix(u.Path, m.prefix) {
+			return target
+		}
+	}
+	return "/"
 }
 
 // serveProfile shows who is signed in.
@@ -393,8 +450,14 @@ func (m *Middleware) serveProfile(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
+	// Who, the way back and the sign-out first: the claims below can be
+	// long (many groups).
 	var b strings.Builder
-	b.WriteString("<dl>")
+	b.WriteString("<p>You are signed in as <strong>" + html.EscapeString(signedInAs(s)) + "</strong>.</p>")
+	b.WriteString(`<form class=actions method=post action="` + html.EscapeString(m.logoutPath) + `">` +
+		`<a class="button secondary" href="` + html.EscapeString(m.backToApplication(r)) + `">Back to the application</a>` +
+		`<button class=button type=submit>Sign out</button></form>`)
+	b.WriteString("<dl class=claims>")
 	row := func(k, v string) {
 		if v != "" {
 			b.WriteString("<dt>" + k + "</dt><dd>" + html.EscapeString(v) + "</dd>")
@@ -413,7 +476,6 @@ func (m *Middleware) serveProfile(w http.ResponseWriter, r *http.Request) {
 	}
 	row("Session ends", time.Unix(m.sessionEnd(s), 0).UTC().Format(time.RFC1123))
 	b.WriteString("</dl>")
-	b.WriteString(`<form method=post action="` + html.EscapeString(m.logoutPath) + `"><button class=button type=submit>Sign out</button></form>`)
 	writePage(w, http.StatusOK, "Signed in", b.String())
 }
 
@@ -446,7 +508,9 @@ const pageStyle = `body{font:16px/1.5 system-ui,sans-serif;margin:0;background:#
 	`main{max-width:34rem;margin:10vh auto;background:#fff;padding:2rem 2.5rem;border-radius:8px;box-shadow:0 1px 4px #0002}` +
 	`h1{font-size:1.4rem;margin-top:0}dt{font-weight:600;margin-top:.5rem}dd{margin:0;word-break:break-all}` +
 	`.hint{background:#fff7e0;padding:.5rem .75rem;border-radius:4px}` +
-	`.button{display:inline-block;background:#0f6cbd;color:#fff;border:0;border-radius:4px;padding:.5rem 1rem;font:inherit;text-decoration:none;cursor:pointer}`
+	`.button{display:inline-block;background:#0f6cbd;color:#fff;border:0;border-radius:4px;padding:.5rem 1rem;font:inherit;text-decoration:none;cursor:pointer}` +
+	`.button.secondary{background:#fff;color:#0f6cbd;box-shadow:inset 0 0 0 1px #0f6cbd}.actions{display:flex;flex-wrap:wrap;gap:.75rem;margin:1rem 0}` +
+	`summary{cursor:pointer;color:#616161}dl.claims{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}dl.claims dt,dl.claims dd{margin:0}`
 
 // writePage writes a small self-contained HTML page; body is trusted HTML
 // whose dynamic parts the caller has escaped.
@@ -482,6 +546,18 @@ func aadstsCode(s string) string {
 		return ""
 	}
 	return s[i:j]
+}
+
+// logSafe keeps a value from a URL fit for one line of the log: letters,
+// digits, '-', '_' and '.', at most 100 of them.
+func logSafe(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s) && b.Len() < 100; i++ {
+		if c := s[i]; c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // traceID finds "Trace ID: <id>" in an Entra error description.

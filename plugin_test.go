@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
+	"log"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -747,16 +749,54 @@ func TestProfileShowsTheSignedInUser(t *testing.T) {
 }
 
 func TestEntraErrorsBecomeClearPages(t *testing.T) {
-	t.Run("the user cancels at the tenant", func(t *testing.T) {
+	t.Run("the user cancels at the tenant: a page that says so, a way to sign in again, the codes folded away and logged", func(t *testing.T) {
 		st := newStack(t, nil)
+		logs := &lockedBuffer{}
+		st.mw.log = log.New(logs, "entraauth[test]: ", 0)
 		c := noRedirects(st.browser())
-		callback := st.startLogin(c, "/")
+		callback := st.startLogin(c, "/reports?year=2025")
 		u, _ := url.Parse(callback)
 		q := url.Values{"state": {u.Query().Get("state")}, "error": {"access_denied"},
 			"error_description": {"AADSTS65004: User declined to consent to access the app.\r\nTrace ID: 0d1e2f30-aaaa-bbbb-cccc-0123456789ab\r\nCorrelation ID: x"}}
 		resp, body := navigate(t, c, st.server.URL+"/portals/main/oauth2/callback?"+q.Encode())
-		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "AADSTS65004") || !strings.Contains(body, "0d1e2f30-aaaa-bbbb-cccc-0123456789ab") {
-			t.Fatalf("got %d %q", resp.StatusCode, body)
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("got %d, want 403: %q", resp.StatusCode, body)
+		}
+		for _, want := range []string{
+			"<title>Sign-in cancelled</title>",
+			"You cancelled signing in",
+			`<a class=button href="` + st.server.URL + `/reports?year=2025">Sign in again</a>`,
+			"<details><summary>Details</summary>",
+			"<code>AADSTS65004</code>",
+			"<code>0d1e2f30-aaaa-bbbb-cccc-0123456789ab</code>",
+		} {
+			if !strings.Contains(body, want) {
+				t.Errorf("the page lacks %q: %s", want, body)
+			}
+		}
+		if strings.Contains(body, "declined to consent") || strings.Contains(body, "Try again") {
+			t.Errorf("the page reads as an error: %s", body)
+		}
+		if line := logs.String(); !strings.Contains(line, "access_denied") || !strings.Contains(line, "AADSTS65004") || !strings.Contains(line, "0d1e2f30-aaaa-bbbb-cccc-0123456789ab") {
+			t.Errorf("Traefik's log got %q, want the code and the trace ID", line)
+		}
+	})
+
+	t.Run("an error Entra ID sends back shows its codes open, and logs them on one line", func(t *testing.T) {
+		st := newStack(t, nil)
+		logs := &lockedBuffer{}
+		st.mw.log = log.New(logs, "entraauth[test]: ", 0)
+		c := noRedirects(st.browser())
+		callback := st.startLogin(c, "/")
+		u, _ := url.Parse(callback)
+		q := url.Values{"state": {u.Query().Get("state")}, "error": {"access_denied\r\nentraauth[test]: forged"},
+			"error_description": {"AADSTS53003: Access has been blocked by Conditional Access policies.\r\nTrace ID: 1a2b\r\nentraauth[test]: forged"}}
+		resp, body := navigate(t, c, st.server.URL+"/portals/main/oauth2/callback?"+q.Encode())
+		if resp.StatusCode < 400 || !strings.Contains(body, "<details open><summary>Details</summary>") || !strings.Contains(body, "AADSTS53003") || !strings.Contains(body, "Try again") {
+			t.Fatalf("got %d %s", resp.StatusCode, body)
+		}
+		if lines := strings.Split(strings.TrimSuffix(logs.String(), "\n"), "\n"); len(lines) != 1 || !strings.Contains(lines[0], "AADSTS53003") || !strings.Contains(lines[0], "1a2b") {
+			t.Errorf("logged %q, want one line with the code and the trace ID", logs.String())
 		}
 	})
 
@@ -901,6 +941,61 @@ func TestOtherCookiesReachTheUpstreamUntouched(t *testing.T) {
 	cookie := h.Get("Cookie")
 	if !strings.Contains(cookie, "app=v=1") || !strings.Contains(cookie, "entraauth_mainly=keep") || strings.Contains(cookie, "entraauth_main=") {
 		t.Fatalf("upstream Cookie = %q", cookie)
+	}
+}
+
+func TestAStaleCallbackOffersToStartAgainAtTheSiteRoot(t *testing.T) {
+	st := newStack(t, nil)
+	c := noRedirects(st.browser())
+	callback := st.startLogin(c, "/portals/main/profile")
+	u, _ := url.Parse(callback)
+	// Bookmarked, or opened after the sign-in's 10 minutes: this browser
+	// has no sign-in under the state, so where it was going is unknown.
+	q := url.Values{"state": {strings.Repeat("B", tokenLength)}, "code": {"x"}}
+	resp, body := navigate(t, c, st.server.URL+u.Path+"?"+q.Encode())
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "<title>Sign-in expired</title>") || !strings.Contains(body, `<a class=button href="/">Try again</a>`) {
+		t.Fatalf("got %d %s, want the sign-in-expired page leading to the site root", resp.StatusCode, body)
+	}
+}
+
+func TestTheProfilePageLeadsBackToTheApplicationAndOffersToSignOut(t *testing.T) {
+	st := newStack(t, nil)
+	c := st.browser()
+	st.signIn(c)
+	tests := []struct {
+		name, query, referer, back string
+	}{
+		{"to the page that linked to it", "", st.server.URL + "/reports?year=2025", st.server.URL + "/reports?year=2025"},
+		{"to rd when the link names where to return", "?rd=%2Fdashboard", st.server.URL + "/elsewhere", "/dashboard"},
+		{"to the site root from another site", "", "https://evil.example/", "/"},
+		{"to the site root from the plugin's own pages", "", st.server.URL + "/portals/main/logout", "/"},
+		{"to the site root without a referrer", "", "", "/"},
+	}
+	for _, tt := range tests {
+		tt := tt
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", st.server.URL+"/portals/main/profile"+tt.query, nil)
+			req.Header.Set("Accept", "text/html")
+			if tt.referer != "" {
+				req.Header.Set("Referer", tt.referer)
+			}
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body := string(b)
+			back := `<a class="button secondary" href="` + html.EscapeString(tt.back) + `">Back to the application</a>`
+			if resp.StatusCode != http.StatusOK || !strings.Contains(body, back) {
+				t.Fatalf("got %d %s, want %s", resp.StatusCode, body, back)
+			}
+			// The buttons come before the claims, which can be long.
+			signOut := strings.Index(body, "<button class=button type=submit>Sign out</button>")
+			if signOut < 0 || signOut > strings.Index(body, "<dl") {
+				t.Fatalf("the Sign out button is missing or after the claims: %s", body)
+			}
+		})
 	}
 }
 

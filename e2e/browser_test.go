@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -87,4 +88,100 @@ func TestBrowserSignsInThroughTheTenantPageAndStaysSignedIn(t *testing.T) {
 		t.Errorf("the plugin's cookies reached the app: %.800s", reloaded.Text)
 	}
 	page.screenshot(filepath.Join(out, "browser-signed-in.png"))
+}
+
+// check runs a JavaScript expression over the page that returns true or
+// a string saying what is wrong.
+func (p *browserPage) check(what, expr string) {
+	p.t.Helper()
+	var got interface{}
+	if err := p.eval(expr, &got); err != nil {
+		p.t.Fatalf("%s: %v", what, err)
+	}
+	if got != true {
+		p.t.Errorf("%s: %v; page: %.600s", what, got, p.state().Text)
+	}
+}
+
+// The pages a person meets besides the application say what happened,
+// read in a real browser at 1280x900: a cancel at the tenant's account
+// picker, a stale callback, and the profile page with its way back.
+func TestBrowserPagesSayWhatHappened(t *testing.T) {
+	e := newEnv(t, "", nil)
+	page := startChromium(t)
+	page.call("Emulation.setDeviceMetricsOverride", map[string]interface{}{"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": false}, nil)
+	out := filepath.Join(repoRoot(t), "out")
+	start := e.traefik.url(appHost, "/reports?year=2025")
+	atTenant := func(s pageState) bool {
+		return strings.HasPrefix(s.URL, e.tenant.URL+"/") && strings.Contains(strings.ToLower(s.Text), "alice")
+	}
+
+	t.Run("cancel at the account picker", func(t *testing.T) {
+		page.t = t
+		page.navigate(start)
+		page.waitUntil("the tenant's sign-in page", 30*time.Second, atTenant)
+		page.check("the Cancel button", `(() => { const b = document.getElementById('cancel'); if (!b) return 'no #cancel'; b.click(); return true; })()`)
+		cancelled := page.waitUntil("the cancelled page", 30*time.Second, func(s pageState) bool {
+			return strings.HasPrefix(s.URL, e.traefik.url(appHost, "/portals/main/oauth2/callback"))
+		})
+		page.screenshot(filepath.Join(out, "browser-sign-in-cancelled.png"))
+		for _, want := range []string{"Sign-in cancelled", "You cancelled signing in", "Sign in again", "Details"} {
+			if !strings.Contains(cancelled.Text, want) {
+				t.Errorf("the page does not say %q: %.600s", want, cancelled.Text)
+			}
+		}
+		for _, unwanted := range []string{"AADSTS65004", "declined to consent", "Try again"} {
+			if strings.Contains(cancelled.Text, unwanted) {
+				t.Errorf("the page shows %q outside its closed Details part: %.600s", unwanted, cancelled.Text)
+			}
+		}
+		page.check("the codes in the closed Details part", `(() => { const d = document.querySelector('details'); if (!d) return 'no details'; if (d.open) return 'open'; return d.textContent.includes('AADSTS65004') && d.textContent.includes('Trace ID') || d.textContent; })()`)
+		logged := waitFor(5*time.Second, 100*time.Millisecond, func() bool {
+			b, _ := os.ReadFile(filepath.Join(e.traefik.dir, "stdout.log"))
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.Contains(line, "sign-in did not complete") && strings.Contains(line, "access_denied AADSTS65004 (trace ID ") {
+					return true
+				}
+			}
+			return false
+		})
+		if !logged {
+			t.Errorf("Traefik's log has no line with the cancel's code and trace ID:\n%s", e.traefik.logTail(20))
+		}
+		page.check("Sign in again", fmt.Sprintf(`(() => { const a = Array.from(document.querySelectorAll('a')).find(a => a.innerText === 'Sign in again'); if (!a) return 'no link'; if (a.href !== %q) return a.href; a.click(); return true; })()`, start))
+		page.waitUntil("the tenant's sign-in page again", 30*time.Second, atTenant)
+	})
+
+	t.Run("the profile page leads back to the application, its Sign out button above the fold", func(t *testing.T) {
+		page.t = t
+		page.check("alice's button", fmt.Sprintf(clickUserScript, alice.PreferredUsername))
+		page.waitUntil("the app, signed in", 30*time.Second, func(s pageState) bool {
+			return s.URL == start && strings.Contains(s.Text, alice.OID)
+		})
+		// Followed from the application, as a link would.
+		page.check("a link to the profile", `(() => { location.href = '/portals/main/profile'; return true; })()`)
+		page.waitUntil("the profile page", 30*time.Second, func(s pageState) bool {
+			return strings.HasSuffix(s.URL, "/portals/main/profile") && strings.Contains(s.Text, "Sign out")
+		})
+		page.screenshot(filepath.Join(out, "browser-profile-1280x900.png"))
+		page.check("Sign out above the fold at 900 px", `(() => { const b = Array.from(document.querySelectorAll('button')).find(b => b.innerText === 'Sign out'); if (!b) return 'no button'; const r = b.getBoundingClientRect(); return r.bottom <= window.innerHeight && window.innerHeight === 900 || 'bottom ' + r.bottom + ' of ' + window.innerHeight; })()`)
+		page.check("Back to the application", fmt.Sprintf(`(() => { const a = Array.from(document.querySelectorAll('a')).find(a => a.innerText === 'Back to the application'); if (!a) return 'no link'; if (a.href !== %q) return a.href; a.click(); return true; })()`, start))
+		page.waitUntil("the application again", 30*time.Second, func(s pageState) bool {
+			return s.URL == start && strings.Contains(s.Text, alice.OID)
+		})
+	})
+
+	t.Run("a stale callback offers to start again at the site root", func(t *testing.T) {
+		page.t = t
+		// Signed out (a signed-in user's old callback just goes home).
+		page.call("Network.clearBrowserCookies", nil, nil)
+		page.navigate(e.traefik.url(appHost, "/portals/main/oauth2/callback?code=x&state="+strings.Repeat("A", 43)))
+		stale := page.waitUntil("the sign-in-expired page", 30*time.Second, func(s pageState) bool {
+			return strings.Contains(s.Text, "Sign-in expired")
+		})
+		if !strings.Contains(stale.Text, "Please start again") {
+			t.Errorf("the page does not say to start again: %.600s", stale.Text)
+		}
+		page.check("Try again", fmt.Sprintf(`(() => { const a = Array.from(document.querySelectorAll('a')).find(a => a.innerText === 'Try again'); return !a ? 'no link' : a.href === %q || a.href; })()`, e.traefik.url(appHost, "/")))
+	})
 }

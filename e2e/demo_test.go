@@ -51,8 +51,14 @@ type demo struct {
 
 func startDemo(t *testing.T) *demo {
 	t.Helper()
+	return startDemoWith(t, filepath.Join(repoRoot(t), "scripts", "demo.sh"))
+}
+
+// startDemoWith starts the demo with a command line of the caller's.
+func startDemoWith(t *testing.T, command ...string) *demo {
+	t.Helper()
 	d := &demo{dir: t.TempDir(), port: freePort(t), appHost: "app.localhost", adminHost: "admin.localhost", output: &lockedOutput{}}
-	cmd := exec.Command(filepath.Join(repoRoot(t), "scripts", "demo.sh"))
+	cmd := exec.Command(command[0], command[1:]...)
 	cmd.Env = append(os.Environ(),
 		"TRAEFIK_BIN="+traefikBinary(t),
 		"DEMO_DIR="+d.dir,
@@ -84,6 +90,10 @@ func startDemo(t *testing.T) *demo {
 		case <-time.After(stopTimeout):
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-exited
+		}
+		// Ctrl-C is a stop, not a crash: no process "exited" in the output.
+		if out := d.output.String(); !strings.Contains(out, "demo: stopping") || strings.Contains(out, "exited") {
+			t.Errorf("after Ctrl-C, make demo's output should end with \"demo: stopping\" and name no process that exited:\n%s", tail(out, 8))
 		}
 		if t.Failed() {
 			t.Logf("--- make demo output ---\n%s", d.output)
@@ -117,6 +127,25 @@ func startDemo(t *testing.T) *demo {
 		t.Fatal("the demo's cert.pem holds no certificate")
 	}
 	return d
+}
+
+// logFiles are the files the demo's instructions name under "Logs".
+func (d *demo) logFiles() []string {
+	var files []string
+	in := false
+	for _, line := range strings.Split(d.output.String(), "\n") {
+		fields := strings.Fields(line)
+		switch {
+		case len(fields) >= 2 && fields[0] == "Logs":
+			in = true
+			files = append(files, fields[1])
+		case in && len(fields) >= 1 && strings.HasPrefix(fields[0], "/"):
+			files = append(files, fields[0])
+		default:
+			in = false
+		}
+	}
+	return files
 }
 
 func (d *demo) url(host, path string) string {
@@ -189,6 +218,21 @@ func TestMakeDemoLetsAliceIntoTheAdminRouterAndShowsBobA403(t *testing.T) {
 		if out.StatusCode != http.StatusSeeOther {
 			t.Errorf("the sign-out button got %s, want 303", out.Status)
 		}
+		// The plugin's own line about the refusal is in a log the
+		// instructions name.
+		files := d.logFiles()
+		found := waitFor(5*time.Second, 100*time.Millisecond, func() bool {
+			for _, f := range files {
+				b, _ := os.ReadFile(f)
+				if strings.Contains(string(b), "access refused to ") && strings.Contains(string(b), "bob@contoso.example") {
+					return true
+				}
+			}
+			return false
+		})
+		if len(files) == 0 || !found {
+			t.Errorf("no log the demo names (%v) holds the plugin's line refusing bob", files)
+		}
 	})
 	t.Run("the app receives an access token for the demo API, and the sign-out ends on the signed-out page", func(t *testing.T) {
 		for _, want := range []string{"renew by themselves", "access token for api://entraauth-demo-api/.default"} {
@@ -214,4 +258,15 @@ func TestMakeDemoLetsAliceIntoTheAdminRouterAndShowsBobA403(t *testing.T) {
 			t.Fatalf("got %s, want the demo app greeting bob: %.600s", page.Status, page.body)
 		}
 	})
+}
+
+// Where make demo starts with SIGINT ignored (in the background of a
+// script, some CI runners), bash cannot trap Ctrl-C, while Traefik and the
+// Go programs still stop on it, with status 0: that is a stop too, not "a
+// process exited (0)". (The check is in startDemo's cleanup.)
+func TestMakeDemoStopsQuietlyOnCtrlCEvenWhereBashCannotTrapIt(t *testing.T) {
+	d := startDemoWith(t, "bash", "-c", `trap '' INT; exec "$0"`, filepath.Join(repoRoot(t), "scripts", "demo.sh"))
+	if !strings.Contains(d.output.String(), "Ctrl-C stops everything.") {
+		t.Fatalf("the demo did not start:\n%s", d.output)
+	}
 }

@@ -75,7 +75,22 @@ if [ ! -s "$DEMO/session-secret" ]; then
 	(umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DEMO/session-secret")
 fi
 
+# redirect_uris HOST: the redirect URIs an app registration needs for HOST,
+# one a line: the callback (sign-in) and the signed-out page (sign-out's
+# post_logout_redirect_uri, which Entra ID accepts only when registered).
+redirect_uris() {
+	echo "https://$1:$PORT/portals/main/oauth2/callback"
+	echo "https://$1:$PORT/portals/main/signed-out"
+}
+
+# The processes started, and for each (by process ID) its name and log.
 pids=()
+declare -A proc_name proc_log
+started() { # started NAME LOG: the process just put in the background
+	pids+=($!)
+	proc_name[$!]=$1
+	proc_log[$!]=$2
+}
 cleanup() {
 	trap - EXIT INT TERM
 	if [ ${#pids[@]} -gt 0 ]; then
@@ -112,12 +127,12 @@ else
 	# Registered like in a real app registration: the callbacks and the
 	# signed-out pages of both hosts.
 	uris=()
-	for h in "$HOST" "$ADMIN_HOST"; do
-		uris+=(-redirect-uri "https://$h:$PORT/portals/main/oauth2/callback" -redirect-uri "https://$h:$PORT/portals/main/signed-out")
+	for uri in $(redirect_uris "$HOST") $(redirect_uris "$ADMIN_HOST"); do
+		uris+=(-redirect-uri "$uri")
 	done
 	"$DEMO/bin/devtenant" -addr "127.0.0.1:$TENANT_PORT" -tenant-id "$tenant_id" \
 		-client-id "$client_id" -client-secret "$client_secret" "${uris[@]}" >"$DEMO/devtenant.log" 2>&1 &
-	pids+=($!)
+	started "the dev tenant" "$DEMO/devtenant.log"
 	wait_for 15 "the dev tenant" port_open "$TENANT_PORT"
 	authority_line="  authorityHost: \"http://127.0.0.1:$TENANT_PORT\""
 	# Short sessions, so that renewal shows within minutes, and an access
@@ -127,7 +142,7 @@ else
 fi
 
 "$DEMO/bin/demoapp" -addr "127.0.0.1:$APP_PORT" >"$DEMO/demoapp.log" 2>&1 &
-pids+=($!)
+started "the demo app" "$DEMO/demoapp.log"
 
 cat >"$DEMO/traefik.yml" <<EOF
 global:
@@ -224,12 +239,16 @@ tls:
 EOF
 
 : >"$DEMO/traefik.log"
-(cd "$DEMO" && exec "$TRAEFIK_BIN" --configFile="$DEMO/traefik.yml") >"$DEMO/traefik.out" 2>&1 &
-pids+=($!)
+# Traefik writes its own log to traefik.log (log.filePath); what reaches its
+# stdout and stderr is the plugin's own log lines (sign-ins refused, access
+# denied, Entra ID's errors) and anything Traefik prints before its log is
+# set up: plugin.log.
+(cd "$DEMO" && exec "$TRAEFIK_BIN" --configFile="$DEMO/traefik.yml") >"$DEMO/plugin.log" 2>&1 &
+started Traefik "$DEMO/traefik.log and $DEMO/plugin.log"
 
 router_enabled() {
-	if grep -q "Plugins are disabled" "$DEMO/traefik.log" "$DEMO/traefik.out" 2>/dev/null; then
-		grep -h "Plugins are disabled" "$DEMO/traefik.log" "$DEMO/traefik.out" >&2
+	if grep -q "Plugins are disabled" "$DEMO/traefik.log" "$DEMO/plugin.log" 2>/dev/null; then
+		grep -h "Plugins are disabled" "$DEMO/traefik.log" "$DEMO/plugin.log" >&2
 		die "Traefik could not load the plugin"
 	fi
 	if grep -q "Error while building configuration\|routerName=demo@file\|routerName=admin@file" "$DEMO/traefik.log" 2>/dev/null; then
@@ -257,12 +276,10 @@ cat <<EOF
           (self-signed certificate: accept the browser's warning once per host)
 EOF
 if [ -z "$authority_line" ]; then
-	cat <<EOF
-  Register these redirect URIs (platform "Web") in the app registration:
-          https://$HOST:$PORT/portals/main/oauth2/callback
-EOF
+	echo '  Register these redirect URIs (platform "Web") in the app registration:'
+	redirect_uris "$HOST" | sed 's/^/          /'
 	if [ -n "$admin_group" ]; then
-		echo "          https://$ADMIN_HOST:$PORT/portals/main/oauth2/callback"
+		redirect_uris "$ADMIN_HOST" | sed 's/^/          /'
 	else
 		echo "  (set ENTRA_ADMIN_GROUP to a group object ID to serve https://$ADMIN_HOST:$PORT/ too)"
 	fi
@@ -288,15 +305,25 @@ fi
 cat <<EOF
   Pages   https://$HOST:$PORT/portals/main/profile   https://$HOST:$PORT/portals/main/logout
   Traefik http://127.0.0.1:$API_PORT/api/http/routers  (API)
-  Logs    $DEMO/*.log
+  Logs    $DEMO/traefik.log   Traefik
+          $DEMO/plugin.log    the plugin's own lines (refusals, Entra ID's errors)
+          $DEMO/access.log    every request
 
   Ctrl-C stops everything.
 
 EOF
 
-# Stop everything as soon as one of the processes ends.
+# Stop everything as soon as one of the processes ends. Ctrl-C reaches
+# them too, and they end with status 0 (or 128 + the signal): that is a
+# stop, said by cleanup ("demo: stopping"). Only a process that ends by
+# itself with an error is a failure, named with its log. (Where the demo
+# starts with SIGINT ignored, e.g. in the background of a script, bash
+# cannot trap it and only the exit statuses tell.)
 set +e
-wait -n "${pids[@]}"
+wait -n -p exited "${pids[@]}"
 status=$?
-echo "demo: a process exited ($status); logs in $DEMO" >&2
-exit "$status"
+if [ "$status" -ne 0 ] && [ "$status" -le 128 ]; then
+	echo "demo: ${proc_name[$exited]:-a process} exited with status $status; see ${proc_log[$exited]:-the logs in $DEMO}" >&2
+	exit "$status"
+fi
+exit 0
