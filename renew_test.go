@@ -567,7 +567,9 @@ func TestTheRenewingRequestReachesTheUpstreamClean(t *testing.T) {
 // tokens are meant for.
 func TestNoLogLineOfARenewalOrUpstreamTokenHoldsAToken(t *testing.T) {
 	orders := entraidtest.API{IdentifierURI: "api://orders", Scopes: []string{"Orders.Read"}}
-	withToken := func(c *Config) { c.UpstreamAccessToken = UpstreamAccessToken{Scope: orders.IdentifierURI + "/.default"} }
+	withToken := func(c *Config) {
+		c.UpstreamAccessToken = UpstreamAccessToken{Scope: orders.IdentifierURI + "/.default"}
+	}
 	consentMissing := `{"error":"invalid_grant","error_description":"AADSTS65001: The user or administrator has not consented to use the application.\r\nTrace ID: 0d1e2f30-aaaa-bbbb-cccc-0123456789ab","error_codes":[65001],"trace_id":"0d1e2f30-aaaa-bbbb-cccc-0123456789ab"}`
 	for _, tc := range []struct {
 		name   string
