@@ -102,16 +102,17 @@ func TestFlightGroupFailuresAndBounds(t *testing.T) {
 			})
 		}()
 		<-started
+		ctx := newWatchedContext()
 		waiter := make(chan interface{}, 1)
 		go func() {
-			v, ok := g.do(context.Background(), "k", time.Now(), func() (interface{}, time.Duration) { return "unexpected", 0 })
+			v, ok := g.do(ctx, "k", time.Now(), func() (interface{}, time.Duration) { return "unexpected", 0 })
 			if !ok {
 				waiter <- "gave up"
 				return
 			}
 			waiter <- v
 		}()
-		time.Sleep(20 * time.Millisecond)
+		ctx.awaitWaiting(t, release)
 		close(release)
 		if p := <-done; fmt.Sprint(p) != "boom" {
 			t.Errorf("the caller recovered %v, want the panic", p)
@@ -125,12 +126,15 @@ func TestFlightGroupFailuresAndBounds(t *testing.T) {
 	})
 	t.Run("a waiter whose request ends gives up", func(t *testing.T) {
 		g := newFlightGroup(16)
+		started := make(chan struct{})
 		release := make(chan struct{})
+		defer close(release)
 		go g.do(context.Background(), "slow", time.Now(), func() (interface{}, time.Duration) {
+			close(started)
 			<-release
 			return "late", time.Second
 		})
-		time.Sleep(10 * time.Millisecond)
+		<-started
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 		defer cancel()
 		start := time.Now()
@@ -140,7 +144,51 @@ func TestFlightGroupFailuresAndBounds(t *testing.T) {
 		if took := time.Since(start); took > 2*time.Second {
 			t.Errorf("giving up took %v", took)
 		}
-		close(release)
+	})
+	t.Run("work in flight stays when the group is full", func(t *testing.T) {
+		g := newFlightGroup(4)
+		started := make(chan struct{})
+		release := make(chan struct{})
+		var once sync.Once
+		releaseOnce := func() { once.Do(func() { close(release) }) }
+		defer releaseOnce()
+		first := make(chan interface{}, 1)
+		go func() {
+			v, _ := g.do(context.Background(), "in flight", time.Now(), func() (interface{}, time.Duration) {
+				close(started)
+				<-release
+				return "the first call's", time.Minute
+			})
+			first <- v
+		}()
+		<-started
+		// More finished work than the group holds: it evicts.
+		for i := 0; i < 10; i++ {
+			g.do(context.Background(), fmt.Sprintf("done-%d", i), time.Now(), func() (interface{}, time.Duration) { return i, time.Hour })
+		}
+		// A second caller of the work in flight joins it, rather than run
+		// it again: a renewal would redeem a refresh token twice.
+		ctx := newWatchedContext()
+		second := make(chan interface{}, 1)
+		go func() {
+			v, _ := g.do(ctx, "in flight", time.Now(), func() (interface{}, time.Duration) { return "a second call's", time.Minute })
+			second <- v
+		}()
+		select {
+		case <-ctx.waiting:
+		case v := <-second:
+			t.Fatalf("a second caller of the work in flight got %v: the group dropped it when full", v)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the second caller neither waited nor ran")
+		}
+		releaseOnce()
+		if v := <-second; v != "the first call's" {
+			t.Errorf("the second caller got %v, want the first call's result", v)
+		}
+		<-first
+		if n := g.len(); n > 4 {
+			t.Errorf("%d entries, want at most 4", n)
+		}
 	})
 	t.Run("the group stays within its bound", func(t *testing.T) {
 		g := newFlightGroup(8)
@@ -151,4 +199,41 @@ func TestFlightGroupFailuresAndBounds(t *testing.T) {
 			t.Errorf("%d entries, want at most 8", n)
 		}
 	})
+}
+
+// watchedContext is a context that tells, by closing waiting, that a
+// caller of do consults it: the caller is waiting for another's work.
+// Tests wait for that state rather than for a time.
+type watchedContext struct {
+	context.Context
+	once    sync.Once
+	waiting chan struct{}
+}
+
+func newWatchedContext() *watchedContext {
+	return &watchedContext{Context: context.Background(), waiting: make(chan struct{})}
+}
+
+func (c *watchedContext) seen() { c.once.Do(func() { close(c.waiting) }) }
+
+func (c *watchedContext) Err() error {
+	c.seen()
+	return c.Context.Err()
+}
+
+func (c *watchedContext) Done() <-chan struct{} {
+	c.seen()
+	return c.Context.Done()
+}
+
+// awaitWaiting returns once the caller with c waits; after a bound it
+// closes release, so that nothing stays blocked, and fails.
+func (c *watchedContext) awaitWaiting(t *testing.T, release chan struct{}) {
+	t.Helper()
+	select {
+	case <-c.waiting:
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("the second caller never waited for the work in flight")
+	}
 }
