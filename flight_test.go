@@ -149,9 +149,6 @@ func TestFlightGroupFailuresAndBounds(t *testing.T) {
 		g := newFlightGroup(4)
 		started := make(chan struct{})
 		release := make(chan struct{})
-		var once sync.Once
-		releaseOnce := func() { once.Do(func() { close(release) }) }
-		defer releaseOnce()
 		first := make(chan interface{}, 1)
 		go func() {
 			v, _ := g.do(context.Background(), "in flight", time.Now(), func() (interface{}, time.Duration) {
@@ -170,18 +167,26 @@ func TestFlightGroupFailuresAndBounds(t *testing.T) {
 		// it again: a renewal would redeem a refresh token twice.
 		ctx := newWatchedContext()
 		second := make(chan interface{}, 1)
+		ranAgain := make(chan struct{})
 		go func() {
-			v, _ := g.do(ctx, "in flight", time.Now(), func() (interface{}, time.Duration) { return "a second call's", time.Minute })
+			v, _ := g.do(ctx, "in flight", time.Now(), func() (interface{}, time.Duration) {
+				close(ranAgain)
+				return "a second call's", time.Minute
+			})
 			second <- v
 		}()
+		// Only closed channels in the select: under Yaegi a select that
+		// returns may still take a value sent later to one of its cases.
 		select {
 		case <-ctx.waiting:
-		case v := <-second:
-			t.Fatalf("a second caller of the work in flight got %v: the group dropped it when full", v)
+		case <-ranAgain:
+			close(release)
+			t.Fatal("a second caller of the work in flight ran it again: the group dropped it when full")
 		case <-time.After(10 * time.Second):
+			close(release)
 			t.Fatal("the second caller neither waited nor ran")
 		}
-		releaseOnce()
+		close(release)
 		if v := <-second; v != "the first call's" {
 			t.Errorf("the second caller got %v, want the first call's result", v)
 		}
