@@ -372,7 +372,7 @@ func TestEachUserOfAnUpstreamTokenRouterGetsTheirOwnToken(t *testing.T) {
 					u.PreferredUsername, round, got, tok.String("oid"), u.OID)
 			}
 			if other, ok := tokens[auth]; ok && other != u.OID {
-				t.Errorf("%s, round %d: the token of %s", u.PreferredUsername, round, other)
+				t.Errorf("%s, round %d: the same token as %s", u.PreferredUsername, round, other)
 			}
 			tokens[auth] = u.OID
 		}
