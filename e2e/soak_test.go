@@ -61,6 +61,7 @@ const (
 	soakGoroutineSlack = 4
 	soakHeapSlack      = 16 << 20
 	soakHeapPerRequest = 512
+	soakHeapPerRenewal = 32 << 10
 	soakRSSSlack       = 96 << 20
 	// soakMinRequests is enough load for soakHeapPerRequest to stand
 	// above the noise of the live heap (about a megabyte either way) and
@@ -545,7 +546,8 @@ func TestSoak(t *testing.T) {
 	t.Logf("  sign-ins  %d, logouts %d, anonymous calls refused %d, unexpected answers %d", stats.signIns, stats.logouts, stats.anonymous, stats.unexpected)
 	t.Logf("  renewals  %d, refresh-token requests %d (renewals and upstream tokens)", stats.renewals, tenant.Hits(entraidtest.Refresh)-refreshes)
 	t.Logf("  goroutines %d before, %d after (slack %d)", before.goroutines, after.goroutines, soakGoroutineSlack)
-	t.Logf("  live heap  %s before, %s after (slack %s), %d bytes per request (at most %d)", mb(before.heap), mb(after.heap), mb(soakHeapSlack), heapPerRequest(before, after, stats.requests), soakHeapPerRequest)
+	t.Logf("  live heap  %s before, %s after (slack %s and %d KB per renewal), %d bytes per request besides the renewals (at most %d)", mb(before.heap), mb(after.heap),
+		mb(soakHeapSlack), soakHeapPerRenewal>>10, heapPerRequest(before, after, stats.requests, stats.renewals), soakHeapPerRequest)
 	t.Logf("  RSS        %s before, %s after (slack %s)", mb(before.rss), mb(after.rss), mb(soakRSSSlack))
 
 	if stats.unexpected > 0 {
@@ -559,16 +561,18 @@ func TestSoak(t *testing.T) {
 	if got := tenant.Hits(entraidtest.Refresh) - refreshes; got < stats.renewals {
 		t.Errorf("%d refresh-token requests for %d renewals", got, stats.renewals)
 	}
-	checkFlat(t, e, before, after, stats.requests)
+	checkFlat(t, e, before, after, stats.requests, stats.renewals)
 }
 
-// heapPerRequest is the live heap's growth divided by the requests that
-// caused it, 0 if it shrank.
-func heapPerRequest(before, after processFigures, requests int) int64 {
-	if requests == 0 || after.heap <= before.heap {
+// heapPerRequest is the live heap's growth, less what the renewals keep
+// (soakHeapPerRenewal each), divided by the requests that caused it, 0 if
+// it shrank.
+func heapPerRequest(before, after processFigures, requests, renewals int) int64 {
+	grown := int64(after.heap) - int64(before.heap) - int64(renewals)*soakHeapPerRenewal
+	if requests == 0 || grown <= 0 {
 		return 0
 	}
-	return int64(after.heap-before.heap) / int64(requests)
+	return grown / int64(requests)
 }
 
 // checkFlat compares Traefik after the load with the baseline after the
@@ -588,20 +592,25 @@ func heapPerRequest(before, after processFigures, requests int) int64 {
 //     measured on a 2-core machine); soakHeapPerRequest (512) leaves room
 //     for the heap's noise over soakMinRequests requests, and a leak of a
 //     kilobyte per request fails even a short soak, whatever its
-//     throughput.
+//     throughput. A renewal keeps more, in bounded caches too: the renewal
+//     itself (remembered until its group is full, for the parallel requests
+//     of a page) and the session-cache entries of the old and the new
+//     cookie, about 22 KB in all (measured: 4.7 MB more for 210 renewals
+//     than without); soakHeapPerRenewal (32 KB) is allowed per renewal on
+//     top of both bounds.
 //   - RSS: the Go runtime returns freed memory to the system lazily, so RSS
 //     follows the peak working set of the load (64 concurrent requests,
 //     their TLS buffers) rather than what is live; soakRSSSlack (96 MB) is
 //     that headroom. A growing leak shows in the live heap first.
-func checkFlat(t *testing.T, e *env, before, after processFigures, requests int) {
+func checkFlat(t *testing.T, e *env, before, after processFigures, requests, renewals int) {
 	t.Helper()
 	if after.goroutines > before.goroutines+soakGoroutineSlack {
 		t.Errorf("goroutines grew from %d to %d under load\n%s", before.goroutines, after.goroutines, e.traefik.goroutineProfile())
 	}
-	if after.heap > before.heap+soakHeapSlack {
+	if after.heap > before.heap+soakHeapSlack+uint64(renewals)*soakHeapPerRenewal {
 		t.Errorf("live heap grew from %s to %s under load", mb(before.heap), mb(after.heap))
 	}
-	if per := heapPerRequest(before, after, requests); per > soakHeapPerRequest {
+	if per := heapPerRequest(before, after, requests, renewals); per > soakHeapPerRequest {
 		t.Errorf("live heap grew from %s to %s over %d requests: %d bytes per request, more than %d", mb(before.heap), mb(after.heap), requests, per, soakHeapPerRequest)
 	}
 	if after.rss > before.rss+soakRSSSlack {
