@@ -676,10 +676,12 @@ func attacks() []attack {
 			r.Header.Set("Cookie", cookie)
 			a.serveGuarded(t, r, http.StatusOK)
 
+			// The same rules, headers and lifetimes as the app that issued
+			// it: app B's fast path consults the session cache, where only
+			// the app binding keeps A's cached outcome from B.
 			appB, seen := guard(t, func(c *Config) {
 				c.MicrosoftEntraID.ClientID = otherClientID
 				c.MicrosoftEntraID.AuthorityHost = a.st.tenant.URL
-				c.AllowedRoles = alice.Roles
 			})
 			api := httptest.NewRequest("GET", "https://b.example.com/private", nil)
 			api.Header.Set("Accept", "application/json")
@@ -844,6 +846,28 @@ func attacks() []attack {
 		}},
 		{"a logout form over 8 KB", func(t *testing.T, a *arena) {
 			checkSameOrigin(t, a.logoutTarget(t, strings.Repeat("/", 1<<20)), a.st.server.URL)
+		}},
+
+		// The signed-out page links back to where the user signed out:
+		// never to another site, nor to another host than its own.
+		{"a signed-out page's link back to the Referer of another site", func(t *testing.T, a *arena) {
+			if got := a.signedOutLink(t, a.st.server.URL, "https://"+evilHost+"/phish"); got != "/" {
+				t.Fatalf("the signed-out page links to %q, want /", got)
+			}
+		}},
+		{"a signed-out page's link back to one of the portal's own pages", func(t *testing.T, a *arena) {
+			if got := a.signedOutLink(t, a.st.server.URL, a.st.server.URL+"/portals/main/profile"); got != "/" {
+				t.Fatalf("the signed-out page links to %q, want /", got)
+			}
+		}},
+		{"a signed-out page's link back carried to another host", func(t *testing.T, a *arena) {
+			back := a.st.server.URL + "/reports?year=2026"
+			if got := a.signedOutLink(t, a.st.server.URL, back); got != back {
+				t.Fatalf("on its own host the signed-out page links to %q, want %q", got, back)
+			}
+			if got := a.signedOutLink(t, "https://"+evilHost, back); got != "/" {
+				t.Fatalf("on %s the signed-out page links to %q, want /", evilHost, got)
+			}
 		}},
 
 		// Cross-site sign-out.
@@ -1466,6 +1490,42 @@ func checkIdentityHeaderSet(t *testing.T, h http.Header, oid string) {
 	if oid != "" && h.Get("X-Forwarded-User") != oid {
 		t.Errorf("upstream X-Forwarded-User = %q, want %q", h.Get("X-Forwarded-User"), oid)
 	}
+}
+
+// signedOutLink signs out of the stack's middleware from a page at
+// referer (a same-origin POST, without rd) and returns the link back that
+// the signed-out page shows, served at origin with the cookie the sign-out
+// set for it.
+func (a *arena) signedOutLink(t *testing.T, origin, referer string) string {
+	t.Helper()
+	req, _ := http.NewRequest("POST", a.st.server.URL+"/portals/main/logout", nil)
+	req.Header.Set("Origin", a.st.server.URL)
+	req.Header.Set("Referer", referer)
+	resp, err := noRedirects(a.st.browser()).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-out: %d, want 303", resp.StatusCode)
+	}
+	page := httptest.NewRequest("GET", origin+"/portals/main/signed-out", nil)
+	page.Header.Set("Accept", "text/html")
+	for _, c := range resp.Cookies() {
+		if c.Path == "/portals/main/signed-out" {
+			page.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+		}
+	}
+	w := httptest.NewRecorder()
+	a.st.mw.ServeHTTP(w, page)
+	body := w.Body.String()
+	const button = `<a class=button href="`
+	i := strings.Index(body, button)
+	if w.Code != http.StatusOK || i < 0 {
+		t.Fatalf("the signed-out page: %d %.300q", w.Code, body)
+	}
+	link := body[i+len(button):]
+	return html.UnescapeString(link[:strings.IndexByte(link, '"')])
 }
 
 // logoutTarget posts a same-origin sign-out with rd and returns where the

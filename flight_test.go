@@ -150,6 +150,47 @@ func TestFlightGroupFailuresAndBounds(t *testing.T) {
 		}
 		close(release)
 	})
+	t.Run("work in flight stays when the group is full", func(t *testing.T) {
+		g := newFlightGroup(4)
+		started := make(chan struct{})
+		release := make(chan struct{})
+		first := make(chan interface{}, 1)
+		go func() {
+			v, _ := g.do(context.Background(), "in flight", time.Now, func() (interface{}, time.Duration) {
+				close(started)
+				<-release
+				return "the first call's", time.Minute
+			})
+			first <- v
+		}()
+		<-started
+		// More finished work than the group holds: it evicts.
+		for i := 0; i < 10; i++ {
+			i := i
+			g.do(context.Background(), fmt.Sprintf("done-%d", i), time.Now, func() (interface{}, time.Duration) { return i, time.Hour })
+		}
+		// A second caller of the work in flight joins it, rather than run
+		// it again: a renewal would redeem a refresh token twice.
+		second := make(chan interface{}, 1)
+		go func() {
+			v, _ := g.do(context.Background(), "in flight", time.Now, func() (interface{}, time.Duration) {
+				return "a second call's", time.Minute
+			})
+			second <- v
+		}()
+		deadline := time.Now().Add(10 * time.Second)
+		for g.waiting("in flight") != 1 && len(second) == 0 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		close(release)
+		if v := <-second; v != "the first call's" {
+			t.Errorf("the second caller got %v, want the first call's result: the group dropped the work in flight when full", v)
+		}
+		<-first
+		if n := g.len(); n > 4 {
+			t.Errorf("%d entries, want at most 4", n)
+		}
+	})
 	t.Run("the group stays within its bound", func(t *testing.T) {
 		g := newFlightGroup(8)
 		for i := 0; i < 100; i++ {

@@ -88,8 +88,14 @@ func TestReloadsStartNoGoroutineAndGrowNoState(t *testing.T) {
 		}
 		return h.(*Middleware)
 	}
-	// One of each first: the caches hold their one entry per configuration.
+	// One of each first, twice: the caches hold their one entry per
+	// configuration. A bounded cache that earlier tests filled starts
+	// afresh when full, which can happen during the first round (it then
+	// holds only the last configurations); after the second it holds all.
 	first := newMW(reloadConfigs(2), "warm")
+	newMW(reloadConfigs(0), "warm")
+	newMW(reloadConfigs(1), "warm")
+	first = newMW(reloadConfigs(2), "warm")
 	newMW(reloadConfigs(0), "warm")
 	newMW(reloadConfigs(1), "warm")
 

@@ -55,14 +55,21 @@ func newStack(t *testing.T, change func(c *Config)) *stack {
 // automatically.
 func newStackFor(t *testing.T, user entraidtest.User, change func(c *Config)) *stack {
 	t.Helper()
+	return newStackForUsers(t, []entraidtest.User{user}, change)
+}
+
+// newStackForUsers is newStack with users as the tenant's users, the first
+// one signed in automatically (tenant.SetSignIn picks another).
+func newStackForUsers(t *testing.T, users []entraidtest.User, change func(c *Config)) *stack {
+	t.Helper()
 	tenant := entraidtest.NewTenant(entraidtest.Options{
 		TenantID: testTenantID,
 		ClientID: testClientID,
 		// A secret of its own: Entra ID clients are shared by configuration,
 		// and a later test's tenant may get this one's port.
 		ClientSecret: "client-secret-" + randomToken(),
-		Users:        []entraidtest.User{user},
-		SignIn:       user.PreferredUsername,
+		Users:        users,
+		SignIn:       users[0].PreferredUsername,
 	})
 	t.Cleanup(func() { tenant.Close() })
 	st := &stack{t: t, tenant: tenant, upstream: make(chan http.Header, 100)}
@@ -75,9 +82,19 @@ func newStackFor(t *testing.T, user entraidtest.User, change func(c *Config)) *s
 	}
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := r.Header.Clone()
+		// When the buffer is full the oldest request makes room: the
+		// latest is always kept for lastUpstream.
 		select {
 		case st.upstream <- h:
 		default:
+			select {
+			case <-st.upstream:
+			default:
+			}
+			select {
+			case st.upstream <- h:
+			default:
+			}
 		}
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "upstream "+r.URL.RequestURI())
@@ -119,13 +136,22 @@ func navigate(t *testing.T, c *http.Client, rawURL string) (*http.Response, stri
 	return resp, string(b)
 }
 
+// lastUpstream returns the headers of the latest request the upstream
+// received since the previous call, and forgets the earlier ones: the
+// upstream records a request before it answers, so a response in hand
+// means its request is in.
 func (st *stack) lastUpstream() http.Header {
-	select {
-	case h := <-st.upstream:
-		return h
-	default:
-		st.t.Fatal("the upstream received no request")
-		return nil
+	var last http.Header
+	for {
+		select {
+		case h := <-st.upstream:
+			last = h
+		default:
+			if last == nil {
+				st.t.Fatal("the upstream received no request")
+			}
+			return last
+		}
 	}
 }
 

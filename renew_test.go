@@ -1,10 +1,13 @@
 package entraauth
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -506,5 +509,310 @@ func TestSessionCookieSizeWithRealisticRefreshTokens(t *testing.T) {
 		if chunks == 0 || chunks > tc.maxChunks {
 			t.Errorf("a refresh token of %d characters takes %d cookies, want at most %d", tc.tokenLength, chunks, tc.maxChunks)
 		}
+	}
+}
+
+// sibling is another router's middleware for the same tenant, app, secret
+// and (unless change says otherwise) cookie, with change applied, on the
+// stack's clock and log, in front of the stack's upstream.
+func (rs *renewalStack) sibling(t *testing.T, change func(c *Config)) *Middleware {
+	t.Helper()
+	c := validConfig()
+	c.MicrosoftEntraID.AuthorityHost = rs.tenant.URL
+	c.MicrosoftEntraID.ClientSecret = rs.tenant.ClientSecret
+	change(c)
+	h, err := New(context.Background(), rs.mw.next, c, "sibling")
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	m := h.(*Middleware)
+	m.log = rs.mw.log
+	setClock(m, rs.mw.now)
+	return m
+}
+
+// serveBy sends a GET with exactly these cookies through m, over HTTPS,
+// and returns the response.
+func serveBy(m *Middleware, cookies []*http.Cookie, path string, header http.Header) *http.Response {
+	r := httptest.NewRequest(http.MethodGet, "https://app.example.com"+path, nil)
+	for k, v := range header {
+		r.Header[k] = v
+	}
+	for _, c := range cookies {
+		r.AddCookie(c)
+	}
+	w := httptest.NewRecorder()
+	m.ServeHTTP(w, r)
+	return w.Result()
+}
+
+// setCookies are the browser's cookies updated by resp's Set-Cookie
+// headers, as a browser keeps them.
+func setCookies(cookies []*http.Cookie, resp *http.Response) []*http.Cookie {
+	byName := map[string]*http.Cookie{}
+	var order []string
+	for _, c := range cookies {
+		if byName[c.Name] == nil {
+			order = append(order, c.Name)
+		}
+		byName[c.Name] = c
+	}
+	for _, c := range resp.Cookies() {
+		if byName[c.Name] == nil {
+			order = append(order, c.Name)
+		}
+		byName[c.Name] = c
+	}
+	var out []*http.Cookie
+	for _, name := range order {
+		if c := byName[name]; c.MaxAge >= 0 && c.Value != "" {
+			out = append(out, &http.Cookie{Name: c.Name, Value: c.Value})
+		}
+	}
+	return out
+}
+
+// The request that renews the session is the one request per lifetime a
+// user can predict: it must reach the upstream as clean as any other,
+// without spoofed identity headers (even for a claim the user lacks) and
+// without the plugin's cookie, which holds the sealed refresh token.
+func TestTheRenewingRequestReachesTheUpstreamClean(t *testing.T) {
+	// No email, groups or roles: their headers have no value to replace a
+	// spoofed one.
+	dana := entraidtest.User{OID: "3d4e5f60-0000-4000-8000-00000000da7a", Name: "Dana Example", PreferredUsername: "dana@contoso.example"}
+	rs := newRenewalStack(t, dana, nil)
+	u, _ := url.Parse(rs.server.URL)
+	rs.user.Jar.SetCookies(u, []*http.Cookie{{Name: "app", Value: "1"}})
+	rs.advance(time.Hour + time.Minute)
+	refreshes := rs.tenant.Hits(entraidtest.Refresh)
+	h := apiCall()
+	h["X_Forwarded_User"] = []string{"mallory"}
+	h["X-Forwarded-Email"] = []string{"ceo@contoso.example"}
+	h["X-Forwarded-Groups"] = []string{"admins"}
+	h["X-Forwarded-Roles"] = []string{"Admin,Owner"}
+	resp, _ := rs.send(t, http.MethodGet, "/renewing", h)
+	if resp.StatusCode != http.StatusOK || findSetCookie(resp, rs.mw.cookie.Name+"=") == "" || rs.tenant.Hits(entraidtest.Refresh) != refreshes+1 {
+		t.Fatalf("got %d, renewed cookie %v, %d refreshes: want the renewing request", resp.StatusCode,
+			findSetCookie(resp, rs.mw.cookie.Name+"=") != "", rs.tenant.Hits(entraidtest.Refresh)-refreshes)
+	}
+	up := rs.lastUpstream()
+	checkIdentityHeaderSet(t, up, dana.OID)
+	for _, name := range []string{"X-Forwarded-Email", "X-Forwarded-Groups", "X-Forwarded-Roles"} {
+		if v, ok := up[name]; ok {
+			t.Errorf("the renewing request reached the upstream with %s = %q, a claim the user lacks", name, v)
+		}
+	}
+	if got := up.Values("Cookie"); len(got) != 1 || got[0] != "app=1" {
+		t.Errorf("the renewing request reached the upstream with Cookie %.80q, want the app's cookie alone", got)
+	}
+}
+
+// No log line of any renewal or upstream-token outcome holds a refresh
+// token or an access token: Traefik's log is read by more people than the
+// tokens are meant for.
+func TestNoLogLineOfARenewalOrUpstreamTokenHoldsAToken(t *testing.T) {
+	orders := entraidtest.API{IdentifierURI: "api://orders", Scopes: []string{"Orders.Read"}}
+	withToken := func(c *Config) {
+		c.UpstreamAccessToken = UpstreamAccessToken{Scope: orders.IdentifierURI + "/.default"}
+	}
+	consentMissing := `{"error":"invalid_grant","error_description":"AADSTS65001: The user or administrator has not consented to use the application.\r\nTrace ID: 0d1e2f30-aaaa-bbbb-cccc-0123456789ab","error_codes":[65001],"trace_id":"0d1e2f30-aaaa-bbbb-cccc-0123456789ab"}`
+	for _, tc := range []struct {
+		name   string
+		config func(c *Config)
+		after  time.Duration // the renewal (1h) or the token's replacement (55m) is due
+		tenant func(ten *entraidtest.Tenant)
+		status int
+	}{
+		{"a renewal", nil, time.Hour + time.Minute, func(*entraidtest.Tenant) {}, http.StatusOK},
+		{"a renewal Entra ID refuses", nil, time.Hour + time.Minute, func(ten *entraidtest.Tenant) { ten.SetUserDisabled(alice.PreferredUsername, true) }, http.StatusUnauthorized},
+		{"a renewal while Entra ID is unreachable", nil, time.Hour + renewalGrace + time.Minute, func(ten *entraidtest.Tenant) {
+			ten.SetFault(entraidtest.Token, entraidtest.Fault{Status: http.StatusServiceUnavailable, Body: "<html>Service Unavailable</html>"})
+		}, http.StatusServiceUnavailable},
+		{"a renewal while Entra ID is unreachable, within the grace", nil, time.Hour + time.Minute, func(ten *entraidtest.Tenant) {
+			ten.SetFault(entraidtest.Token, entraidtest.Fault{Status: http.StatusServiceUnavailable, Body: "<html>Service Unavailable</html>"})
+		}, http.StatusOK},
+		{"an upstream token", withToken, 56 * time.Minute, func(*entraidtest.Tenant) {}, http.StatusOK},
+		{"an upstream token Entra ID refuses", withToken, 56 * time.Minute, func(ten *entraidtest.Tenant) { ten.SetUserDisabled(alice.PreferredUsername, true) }, http.StatusUnauthorized},
+		{"an upstream token while Entra ID is unreachable", withToken, 56 * time.Minute, func(ten *entraidtest.Tenant) {
+			ten.SetFault(entraidtest.Token, entraidtest.Fault{Status: http.StatusBadGateway})
+		}, http.StatusServiceUnavailable},
+		{"an upstream token without consent", withToken, 56 * time.Minute, func(ten *entraidtest.Tenant) {
+			ten.SetFault(entraidtest.Token, entraidtest.Fault{Status: http.StatusBadRequest, Body: consentMissing})
+		}, http.StatusForbidden},
+	} {
+		tc := tc
+		t.Run(tc.name, func(t *testing.T) {
+			rs := newPreparedRenewalStack(t, alice, tc.config, func(ten *entraidtest.Tenant) { ten.AddAPI(orders) })
+			var secrets []string
+			secrets = append(secrets, rs.sessionOf(t).RefreshToken)
+			if tc.config != nil {
+				resp, _ := rs.send(t, http.MethodGet, "/first", apiCall())
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("signed in: %d", resp.StatusCode)
+				}
+				secrets = append(secrets, strings.TrimPrefix(rs.lastUpstream().Get("Authorization"), "Bearer "))
+			}
+			tc.tenant(rs.tenant)
+			rs.advance(tc.after)
+			resp, body := rs.send(t, http.MethodGet, "/due", apiCall())
+			if resp.StatusCode != tc.status {
+				t.Fatalf("got %d %.300q, want %d", resp.StatusCode, body, tc.status)
+			}
+			if resp.StatusCode == http.StatusOK {
+				if tc.config != nil {
+					secrets = append(secrets, strings.TrimPrefix(rs.lastUpstream().Get("Authorization"), "Bearer "))
+				}
+				if findSetCookie(resp, rs.mw.cookie.Name+"=") != "" {
+					secrets = append(secrets, rs.sessionOf(t).RefreshToken)
+				}
+			}
+			logs := rs.logs.String()
+			for _, secret := range secrets {
+				// Any 20 characters of a token give it away.
+				if len(secret) < 40 {
+					t.Fatalf("a token of %d characters: the test lost it", len(secret))
+				}
+				if strings.Contains(logs, secret[3:23]) || strings.Contains(logs, secret[len(secret)-20:]) {
+					t.Errorf("the log holds a token: %.200q", logs)
+				}
+			}
+		})
+	}
+}
+
+// Entra ID asks for interaction (MFA, a new sign-in, consent) with these
+// codes: the session ends and the user signs in, where they can satisfy
+// it, rather than keep a few minutes of grace and then get 503s.
+func TestEntraIDAskingForInteractionEndsTheSessionAtRenewal(t *testing.T) {
+	for _, tc := range []struct {
+		code   string
+		aadsts int
+	}{
+		{"interaction_required", 50079},
+		{"login_required", 50058},
+		{"consent_required", 65001},
+		{"invalid_grant", 50076},
+	} {
+		tc := tc
+		t.Run(tc.code, func(t *testing.T) {
+			rs := newRenewalStack(t, alice, nil)
+			body := fmt.Sprintf(`{"error":%q,"error_description":"AADSTS%d: The user must interact.\r\nTrace ID: 0d1e2f30-aaaa-bbbb-cccc-0123456789ab","error_codes":[%d],"trace_id":"0d1e2f30-aaaa-bbbb-cccc-0123456789ab"}`, tc.code, tc.aadsts, tc.aadsts)
+			rs.tenant.SetFault(entraidtest.Token, entraidtest.Fault{Status: http.StatusBadRequest, Body: body})
+			rs.advance(time.Hour + time.Minute)
+			old := rs.cookies()
+			resp, page := rs.send(t, http.MethodGet, "/api", apiCall())
+			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(page, "session_expired") {
+				t.Fatalf("an API call: %d %.300q, want 401 session_expired", resp.StatusCode, page)
+			}
+			if !deletesSession(resp, rs.mw.cookie.Name) {
+				t.Error("the ended session's cookie was not deleted")
+			}
+			resp = rs.sendWith(t, old, "/page", browserNavigation())
+			if resp.StatusCode != http.StatusFound || !strings.Contains(resp.Header.Get("Location"), "/oauth2/v2.0/authorize") {
+				t.Fatalf("a navigation: %d to %q, want a sign-in", resp.StatusCode, resp.Header.Get("Location"))
+			}
+			if !strings.Contains(rs.logs.String(), fmt.Sprintf("AADSTS%d", tc.aadsts)) {
+				t.Errorf("the log does not say why: %q", rs.logs.String())
+			}
+		})
+	}
+}
+
+// A router's maxLifetime ends the sessions it opens, whenever and by
+// whichever router they were issued: shortening it ends existing
+// sessions at their next request.
+func TestAShorterMaxLifetimeEndsExistingSessions(t *testing.T) {
+	rs := newRenewalStack(t, alice, nil) // signed in under maxLifetime 24h
+	shorter := rs.sibling(t, func(c *Config) { c.Session.MaxLifetime = "2h" })
+	rs.advance(2*time.Hour + time.Minute)
+	refreshes := rs.tenant.Hits(entraidtest.Refresh)
+	resp := serveBy(shorter, rs.cookies(), "/api", apiCall())
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), "session_expired") {
+		t.Fatalf("2h1m after the sign-in, under maxLifetime 2h: %d %.300q, want 401 session_expired", resp.StatusCode, body)
+	}
+	if resp = serveBy(shorter, rs.cookies(), "/page", browserNavigation()); resp.StatusCode != http.StatusFound {
+		t.Fatalf("a navigation: %d, want a sign-in", resp.StatusCode)
+	}
+	if rs.tenant.Hits(entraidtest.Refresh) != refreshes {
+		t.Error("a session past this router's maxLifetime was renewed")
+	}
+	// Under the 24 hours it was issued with, the same session renews.
+	if resp, _ := rs.send(t, http.MethodGet, "/api", apiCall()); resp.StatusCode != http.StatusOK {
+		t.Fatalf("under maxLifetime 24h: %d, want a renewal", resp.StatusCode)
+	}
+}
+
+// A router with session.renew false never redeems the refresh token of a
+// session a sibling router (renew true) issued: past its lifetime the
+// session ends there.
+func TestARouterWithoutRenewalDoesNotRenewASiblingsSession(t *testing.T) {
+	rs := newRenewalStack(t, alice, nil)
+	noRenewal := rs.sibling(t, func(c *Config) { c.Session.Renew = false })
+	if resp := serveBy(noRenewal, rs.cookies(), "/api", apiCall()); resp.StatusCode != http.StatusOK {
+		t.Fatalf("within the lifetime: %d, want the session accepted", resp.StatusCode)
+	}
+	rs.advance(time.Hour + time.Minute)
+	refreshes := rs.tenant.Hits(entraidtest.Refresh)
+	resp := serveBy(noRenewal, rs.cookies(), "/api", apiCall())
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), "session_expired") {
+		t.Fatalf("past the lifetime: %d %.300q, want 401 session_expired", resp.StatusCode, body)
+	}
+	if findSetCookie(resp, noRenewal.cookie.Name+"=") != "" && !deletesSession(resp, noRenewal.cookie.Name) {
+		t.Error("the router without renewal set a renewed session")
+	}
+	if rs.tenant.Hits(entraidtest.Refresh) != refreshes {
+		t.Error("the router without renewal redeemed the refresh token")
+	}
+}
+
+// One renewal serves every request that needs it, but only those of the
+// same router binding: a sibling router of the same app with another
+// cookie gets a renewal of its own, sealed for its cookie, even for a
+// session holding the same refresh token.
+func TestARenewalIsNeverSharedWithAnotherCookiesRouter(t *testing.T) {
+	rs := newRenewalStack(t, alice, nil)
+	other := rs.sibling(t, func(c *Config) { c.Session.CookieName = "othercookie" })
+	s := rs.sessionOf(t)
+	// The same session, refresh token included, under the sibling's cookie.
+	var cookies []*http.Cookie
+	for _, pair := range strings.Split(sessionCookie(t, other, s), "; ") {
+		kv := strings.SplitN(pair, "=", 2)
+		cookies = append(cookies, &http.Cookie{Name: kv[0], Value: kv[1]})
+	}
+	rs.advance(time.Hour + time.Minute)
+	if resp, _ := rs.send(t, http.MethodGet, "/renew", apiCall()); resp.StatusCode != http.StatusOK || findSetCookie(resp, rs.mw.cookie.Name+"=") == "" {
+		t.Fatalf("the first router's renewal: %d", resp.StatusCode)
+	}
+	resp := serveBy(other, cookies, "/renew", apiCall())
+	if resp.StatusCode != http.StatusOK || findSetCookie(resp, other.cookie.Name+"=") == "" {
+		t.Fatalf("the sibling's renewal: %d, renewed cookie %v", resp.StatusCode, findSetCookie(resp, other.cookie.Name+"=") != "")
+	}
+	cookies = setCookies(cookies, resp)
+	refreshes := rs.tenant.Hits(entraidtest.Refresh)
+	for i := 0; i < 2; i++ {
+		if resp := serveBy(other, cookies, "/after", apiCall()); resp.StatusCode != http.StatusOK || findSetCookie(resp, other.cookie.Name+"=") != "" {
+			t.Fatalf("the sibling's renewed session, request %d: %d, Set-Cookie %q: want it to open there as it is", i+1, resp.StatusCode, resp.Header.Values("Set-Cookie"))
+		}
+	}
+	if rs.tenant.Hits(entraidtest.Refresh) != refreshes {
+		t.Error("the sibling's renewed session was renewed again at once")
+	}
+}
+
+// The grace while Entra ID is unreachable never outlasts a short
+// lifetime: with a lifetime of 2 minutes, 2 minutes of grace, not 5.
+func TestTheGraceIsCappedByAShortLifetime(t *testing.T) {
+	rs := newRenewalStack(t, alice, func(c *Config) { c.Session.Lifetime = "2m" })
+	rs.tenant.SetFault(entraidtest.Token, entraidtest.Fault{Status: http.StatusServiceUnavailable, Body: "<html>Service Unavailable</html>"})
+	rs.advance(2*time.Minute + 30*time.Second)
+	if resp, _ := rs.send(t, http.MethodGet, "/grace", apiCall()); resp.StatusCode != http.StatusOK {
+		t.Fatalf("30s into the grace: %d, want the upstream", resp.StatusCode)
+	}
+	rs.advance(2 * time.Minute) // 2m30s past the lifetime: within 5 minutes, past 2
+	resp, body := rs.send(t, http.MethodGet, "/late", apiCall())
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "idp_unavailable") {
+		t.Fatalf("2m30s past a 2m lifetime: %d %.200q, want 503 idp_unavailable", resp.StatusCode, body)
 	}
 }

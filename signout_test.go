@@ -1,11 +1,9 @@
 package entraauth
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -34,37 +32,6 @@ func (rs *renewalStack) signOut(t *testing.T) *http.Response {
 	return resp
 }
 
-// sibling is another router's middleware of the same app (same
-// configuration, another name), on rs's clock.
-func (rs *renewalStack) sibling(t *testing.T) *Middleware {
-	t.Helper()
-	c := validConfig()
-	c.MicrosoftEntraID.AuthorityHost = rs.tenant.URL
-	c.MicrosoftEntraID.ClientSecret = rs.tenant.ClientSecret
-	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "sibling upstream") })
-	h, err := New(context.Background(), next, c, "sibling")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := h.(*Middleware)
-	m.now = rs.mw.now
-	m.until = rs.mw.until
-	return m
-}
-
-// serveWith sends an API call with exactly these cookies through m,
-// without the network.
-func serveWith(m *Middleware, cookies []*http.Cookie, path string) *httptest.ResponseRecorder {
-	r := httptest.NewRequest(http.MethodGet, "https://app.example.com"+path, nil)
-	r.Header.Set("Accept", "application/json")
-	for _, c := range cookies {
-		r.AddCookie(c)
-	}
-	w := httptest.NewRecorder()
-	m.ServeHTTP(w, r)
-	return w
-}
-
 func TestASignedOutSessionIsRefusedFromEveryCopy(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -76,7 +43,7 @@ func TestASignedOutSessionIsRefusedFromEveryCopy(t *testing.T) {
 			return rs.sendWith(t, copied, "/after", apiCall()).StatusCode
 		}},
 		{"by another router of the same app, which never saw it", func(t *testing.T, rs *renewalStack, copied []*http.Cookie) int {
-			return serveWith(rs.sibling(t), copied, "/after").Code
+			return serveBy(rs.sibling(t, func(c *Config) {}), copied, "/after", apiCall()).StatusCode
 		}},
 		{"at renewal, past the lifetime", func(t *testing.T, rs *renewalStack, copied []*http.Cookie) int {
 			refreshes := rs.tenant.Hits(entraidtest.Refresh)

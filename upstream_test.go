@@ -11,6 +11,7 @@ import (
 
 	"github.com/tfa-plugin/entraauth/entraid/entraidtest"
 	"github.com/tfa-plugin/entraauth/jwt"
+	"github.com/tfa-plugin/entraauth/session"
 )
 
 // upstreamStack is a renewal stack whose middleware sets an access token
@@ -160,14 +161,33 @@ func TestUpstreamTokenFailures(t *testing.T) {
 		rs, _ := upstreamStack(t, entraidtest.API{IdentifierURI: "api://down", Scopes: []string{"Read"}}, "")
 		rs.tenant.SetFault(entraidtest.Token, entraidtest.Fault{Status: http.StatusBadGateway})
 		rs.advance(56 * time.Minute) // the token must be replaced
-		resp, _ := rs.send(t, http.MethodGet, "/x", apiCall())
-		if resp.StatusCode != http.StatusServiceUnavailable {
-			t.Fatalf("got %d, want 503", resp.StatusCode)
+		tokens := rs.tenant.Hits(entraidtest.Token)
+		// A burst during the outage asks Entra ID once: the failure is
+		// remembered, so that an outage does not multiply the calls.
+		for i := 0; i < 5; i++ {
+			resp, _ := rs.send(t, http.MethodGet, "/x", apiCall())
+			if resp.StatusCode != http.StatusServiceUnavailable {
+				t.Fatalf("request %d: got %d, want 503", i+1, resp.StatusCode)
+			}
+			if deletesSession(resp, rs.mw.cookie.Name) {
+				t.Fatal("the session was deleted during an outage")
+			}
+		}
+		if got := rs.tenant.Hits(entraidtest.Token) - tokens; got != 1 {
+			t.Errorf("5 requests during an outage asked Entra ID %d times, want 1", got)
 		}
 		select {
 		case h := <-rs.upstream:
 			t.Fatalf("the upstream was reached: %v", h)
 		default:
+		}
+		// Once the failure is forgotten, the next request asks again and,
+		// Entra ID back, passes with a token.
+		rs.tenant.SetFault(entraidtest.Token, entraidtest.Fault{})
+		rs.advance(failureMemory + time.Second)
+		resp, _ := rs.send(t, http.MethodGet, "/x", apiCall())
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(rs.lastUpstream().Get("Authorization"), "Bearer ") {
+			t.Fatalf("after the outage: %d, want 200 with a token", resp.StatusCode)
 		}
 	})
 	t.Run("a refused grant ends the session", func(t *testing.T) {
@@ -178,5 +198,81 @@ func TestUpstreamTokenFailures(t *testing.T) {
 		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "session_expired") {
 			t.Fatalf("got %d %.200q, want 401 session_expired", resp.StatusCode, body)
 		}
+		if !deletesSession(resp, rs.mw.cookie.Name) {
+			t.Errorf("the ended session's cookie was not deleted: Set-Cookie %q", resp.Header.Values("Set-Cookie"))
+		}
+		// The browser, its cookie gone, is sent to sign in.
+		resp, _ = rs.send(t, http.MethodGet, "/page", browserNavigation())
+		if resp.StatusCode != http.StatusFound || !strings.Contains(resp.Header.Get("Location"), "/oauth2/v2.0/authorize") {
+			t.Fatalf("the next navigation: %d to %q, want a sign-in", resp.StatusCode, resp.Header.Get("Location"))
+		}
 	})
+}
+
+// deletesSession reports whether resp deletes the session cookie name (or
+// one of its chunks).
+func deletesSession(resp *http.Response, name string) bool {
+	for _, c := range resp.Cookies() {
+		if session.IsChunkName(name, c.Name) && c.MaxAge < 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// secondUser is a user of the same tenant as alice.
+var secondUser = entraidtest.User{
+	OID:               "7a2b3c4d-5e6f-4a7b-9c8d-0e1f2a3b4c5d",
+	Name:              "Bob Example",
+	PreferredUsername: "bob@contoso.example",
+	Email:             "bob@contoso.example",
+	Roles:             []string{"Reader"},
+}
+
+// Two users signed in on one router at the same moment (the same sign-in
+// time): each one's requests carry their own access token, never the
+// other's, on the first request and from the session cache alike.
+func TestEachUserGetsTheirOwnUpstreamToken(t *testing.T) {
+	users := []entraidtest.User{alice, secondUser}
+	st := newStackForUsers(t, users, func(c *Config) {
+		c.UpstreamAccessToken = UpstreamAccessToken{Scope: "api://ledger/.default"}
+	})
+	st.tenant.AddAPI(entraidtest.API{IdentifierURI: "api://ledger", Scopes: []string{"Ledger.Read"}})
+	at := time.Now()
+	setClock(st.mw, func() time.Time { return at })
+	browsers := make([]*http.Client, len(users))
+	for i, u := range users {
+		st.tenant.SetSignIn(u.PreferredUsername)
+		browsers[i] = st.browser()
+		st.signIn(browsers[i])
+	}
+	tokens := map[string]string{}
+	for round := 0; round < 3; round++ {
+		for i, u := range users {
+			req, _ := http.NewRequest(http.MethodGet, st.server.URL+"/ledger", nil)
+			req.Header = apiCall()
+			resp, err := browsers[i].Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s, round %d: %d", u.PreferredUsername, round, resp.StatusCode)
+			}
+			h := st.lastUpstream()
+			auth := h.Get("Authorization")
+			tok, err := jwt.Parse(strings.TrimPrefix(auth, "Bearer "))
+			if err != nil {
+				t.Fatalf("%s, round %d: Authorization %.40q: %v", u.PreferredUsername, round, auth, err)
+			}
+			if h.Get("X-Forwarded-User") != u.OID || tok.String("oid") != u.OID {
+				t.Errorf("%s, round %d: the upstream got X-Forwarded-User %q with a token of %q, want both %q",
+					u.PreferredUsername, round, h.Get("X-Forwarded-User"), tok.String("oid"), u.OID)
+			}
+			tokens[u.OID+" "+auth] = u.OID
+		}
+	}
+	if len(tokens) != len(users) {
+		t.Errorf("%d distinct (user, token) pairs over 3 rounds, want one per user", len(tokens))
+	}
 }

@@ -289,3 +289,95 @@ func TestABrowserStaysOnTheAppAcrossARenewal(t *testing.T) {
 	_ = page.eval(`document.body.innerText = 'API calls across the renewal:\n' + window.__ticks.map((t, i) => (i + 1) + ': ' + t.status + ' ' + (t.redirected ? 'redirected ' : '') + (t.user || t.error || '')).join('\n')`, nil)
 	page.screenshot(filepath.Join(repoRoot(t), "out", "browser-after-renewal.png"))
 }
+
+// Several users signed in on one upstreamAccessToken router in the same
+// second (the same sign-in time, so that only the user tells their
+// sessions apart): each one's upstream requests carry their own identity
+// and their own access token, on arrival and after, through Traefik.
+func TestEachUserOfAnUpstreamTokenRouterGetsTheirOwnToken(t *testing.T) {
+	t.Parallel()
+	users := []entraidtest.User{alice, bob}
+	for i := 0; i < 2; i++ {
+		users = append(users, entraidtest.User{
+			OID:               fmt.Sprintf("8c0ffee0-0000-4000-8000-%012d", i),
+			Name:              fmt.Sprintf("Upstream User %d", i),
+			PreferredUsername: fmt.Sprintf("upstream%d@contoso.example", i),
+		})
+	}
+	tenant := newTenantWith(t, alice.PreferredUsername, users...)
+	tenant.AddAPI(entraidtest.API{IdentifierURI: ordersAPI, Scopes: []string{"Orders.Read"}})
+	e := newGuardedEnv(t, tenant, guard{appHost, func(pc map[string]interface{}) {
+		pc["upstreamAccessToken"] = map[string]interface{}{"scope": ordersAPI + "/.default"}
+	}})
+	app := e.traefik.url(appHost, "/orders")
+
+	// Each browser goes as far as the callback the tenant sends it to.
+	clients := make([]*client, len(users))
+	callbacks := make([]string, len(users))
+	for i, u := range users {
+		tenant.SetSignIn(u.PreferredUsername)
+		clients[i] = newClient(t, e.certs)
+		resp := clients[i].visit(app)
+		for hop := 0; hop < 3 && !strings.Contains(resp.location(), "/oauth2/callback"); hop++ {
+			if resp.StatusCode != http.StatusFound {
+				t.Fatalf("%s: sign-in stopped at %s %s", u.PreferredUsername, resp.Status, resp.Request.URL)
+			}
+			resp = clients[i].visit(resp.location())
+		}
+		if !strings.Contains(resp.location(), "/oauth2/callback") {
+			t.Fatalf("%s: no callback after the tenant: %s to %q", u.PreferredUsername, resp.Status, resp.location())
+		}
+		callbacks[i] = resp.location()
+	}
+	// Then all callbacks at once, early in a second.
+	waitUntil(time.Now().Truncate(time.Second).Add(time.Second + 50*time.Millisecond))
+	var wg sync.WaitGroup
+	arrivals := make([]string, len(users))
+	for i := range users {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			resp, err := clients[i].hc.Do(clients[i].request(http.MethodGet, callbacks[i], navigationHeader()))
+			if err != nil {
+				return
+			}
+			resp.Body.Close()
+			if u, err := resp.Request.URL.Parse(resp.Header.Get("Location")); err == nil && resp.StatusCode == http.StatusFound {
+				arrivals[i] = u.String()
+			}
+		}(i)
+	}
+	wg.Wait()
+
+	tokens := map[string]string{} // token -> user
+	for round := 0; round < 3; round++ {
+		for i, u := range users {
+			target := app
+			header := apiHeader()
+			if round == 0 {
+				if arrivals[i] == "" {
+					t.Fatalf("%s: the callback did not send the browser back", u.PreferredUsername)
+				}
+				// The arrival, the request that mints the token.
+				target, header = arrivals[i], navigationHeader()
+			}
+			seen := clients[i].echoed(clients[i].do(clients[i].request(http.MethodGet, target, header)))
+			auth := seen.Header.Get("Authorization")
+			tok, err := jwt.Parse(strings.TrimPrefix(auth, "Bearer "))
+			if err != nil {
+				t.Fatalf("%s, round %d: Authorization %.40q: %v", u.PreferredUsername, round, auth, err)
+			}
+			if got := seen.Header.Get("X-Forwarded-User"); got != u.OID || tok.String("oid") != u.OID {
+				t.Errorf("%s, round %d: the upstream got X-Forwarded-User %q with a token of %q, want both %q",
+					u.PreferredUsername, round, got, tok.String("oid"), u.OID)
+			}
+			if other, ok := tokens[auth]; ok && other != u.OID {
+				t.Errorf("%s, round %d: the same token as %s", u.PreferredUsername, round, other)
+			}
+			tokens[auth] = u.OID
+		}
+	}
+	if len(tokens) != len(users) {
+		t.Errorf("%d distinct tokens for %d users over 3 rounds, want one each", len(tokens), len(users))
+	}
+}
