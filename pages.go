@@ -272,15 +272,9 @@ type signedOutNote struct {
 }
 
 // rememberSignedOut keeps note for the signed-out page, Back set to the page
-// that posted the sign-out (its Referer), unless that is one of the
-// portal's own.
+// that posted the sign-out (backToApplication).
 func (m *Middleware) rememberSignedOut(w http.ResponseWriter, r *http.Request, note signedOutNote) {
-	note.Back = "/"
-	if ref, ok := m.safeReturnURL(r.Referer(), r); ok {
-		if u, err := url.Parse(ref); err == nil && !strings.HasPrefix(u.Path, m.prefix) {
-			note.Back = ref
-		}
-	}
+	note.Back = m.backToApplication(r)
 	if m.authHost != "" && strings.HasPrefix(note.Back, "/") {
 		note.Back = requestScheme(r) + "://" + r.Host + note.Back
 	}
