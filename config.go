@@ -44,6 +44,7 @@ type settings struct {
 	api             *entraid.AccessPolicy
 	requiredScopes  []string
 	apiAppRoles     []string
+	apiClients      map[string]bool
 	sessionKey      string        // cookie name and secret fingerprint
 	requestTimeout  time.Duration // of every call to Entra ID, Graph and assertion sources
 }
@@ -137,11 +138,21 @@ func validateAPI(c *Config, s *settings) error {
 	audiences := splitList(c.APIAudience)
 	scopes := splitList(c.RequiredScopes)
 	appRoles := splitList(c.APIAppRoles)
+	clients := splitList(c.APIAllowedClients)
 	if len(audiences) == 0 {
-		if len(scopes) > 0 || len(appRoles) > 0 {
-			return optionError("apiAudience", "is required with requiredScopes or apiAppRoles: write the API's client ID (a GUID) and its application ID URI (api://...)")
+		if len(scopes) > 0 || len(appRoles) > 0 || len(clients) > 0 {
+			return optionError("apiAudience", "is required with requiredScopes, apiAppRoles or apiAllowedClients: write the API's client ID (a GUID) and its application ID URI (api://...)")
 		}
 		return nil
+	}
+	for _, id := range clients {
+		if !entraid.IsGUID(id) {
+			return optionError("apiAllowedClients", "%q is not an application (client) ID: write the GUID of each client app that may call the API (its app registration's Application (client) ID)", id)
+		}
+		if s.apiClients == nil {
+			s.apiClients = map[string]bool{}
+		}
+		s.apiClients[strings.ToLower(id)] = true
 	}
 	clientID := false
 	for i, a := range audiences {

@@ -63,6 +63,10 @@ type Config struct {
 	// https://sts.windows.net/{tid}/), which an API gets unless its
 	// manifest asks for v2.0; true by default.
 	APIAcceptV1Tokens bool `json:"apiAcceptV1Tokens,omitempty"`
+	// APIAllowedClients, when set, are the only client applications
+	// (application IDs: azp in v2.0 tokens, appid in v1.0) whose bearer
+	// tokens the API accepts, delegated and app-only alike.
+	APIAllowedClients []string `json:"apiAllowedClients,omitempty"`
 
 	// UpstreamAccessToken, when its scope is set, gives every signed-in
 	// request an access token of the user for that API.
@@ -188,6 +192,9 @@ type Middleware struct {
 	api            *entraid.AccessPolicy
 	requiredScopes []string
 	apiAppRoles    []string
+	// apiClients, when not nil, are the client application IDs (lower
+	// case) whose tokens the API accepts.
+	apiClients map[string]bool
 	// sessionKey names the session cookie and secret, which routers share.
 	sessionKey string
 	// sessionAAD binds sessions to the cookie and the app registration
@@ -252,6 +259,7 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 
 		requiredScopes: s.requiredScopes,
 		apiAppRoles:    s.apiAppRoles,
+		apiClients:     s.apiClients,
 		loginPrefix:    s.cookieName + "_login_",
 		authHost:       s.authHost,
 		cookieDomain:   s.cookieDomain,
