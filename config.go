@@ -45,6 +45,7 @@ type settings struct {
 	requiredScopes  []string
 	apiAppRoles     []string
 	apiClients      map[string]bool
+	unauthenticated string // redirect, 401 or allow
 	sessionKey      string        // cookie name and secret fingerprint
 	requestTimeout  time.Duration // of every call to Entra ID, Graph and assertion sources
 }
@@ -113,6 +114,9 @@ func validate(c *Config, getenv func(string) string) (*settings, error) {
 		return nil, err
 	}
 	if err := validateUpstreamToken(c.UpstreamAccessToken, s); err != nil {
+		return nil, err
+	}
+	if err := validateUnauthenticated(c, s); err != nil {
 		return nil, err
 	}
 	if s.renew && !contains(s.entra.Scopes, "offline_access") {

@@ -33,8 +33,15 @@ type loginState struct {
 }
 
 // startLogin sends the browser to Entra ID with a fresh state, nonce and
-// PKCE verifier, remembered in a sealed cookie only the callback receives.
+// PKCE verifier, remembered in a sealed cookie only the callback receives;
+// the user returns to the URL requested.
 func (m *Middleware) startLogin(w http.ResponseWriter, r *http.Request) {
+	m.startLoginTo(w, r, requestScheme(r)+"://"+r.Host+r.URL.RequestURI())
+}
+
+// startLoginTo is startLogin returning to returnURL, an absolute URL the
+// return checks allow.
+func (m *Middleware) startLoginTo(w http.ResponseWriter, r *http.Request, returnURL string) {
 	scheme := requestScheme(r)
 	if scheme == "http" && !m.insecure {
 		m.writeError(w, r, &problem{
@@ -50,7 +57,7 @@ func (m *Middleware) startLogin(w http.ResponseWriter, r *http.Request) {
 		State:     randomToken(),
 		Nonce:     randomToken(),
 		Verifier:  randomToken(),
-		ReturnURL: scheme + "://" + r.Host + r.URL.RequestURI(),
+		ReturnURL: returnURL,
 	}
 	host := r.Host
 	if m.authHost != "" {

@@ -68,6 +68,11 @@ type Config struct {
 	// tokens the API accepts, delegated and app-only alike.
 	APIAllowedClients []string `json:"apiAllowedClients,omitempty"`
 
+	// Unauthenticated says what happens to a request without a session:
+	// redirect (browsers sign in, others get 401; the default), 401 (never
+	// redirect) or allow (pass without identity headers).
+	Unauthenticated string `json:"unauthenticated,omitempty"`
+
 	// UpstreamAccessToken, when its scope is set, gives every signed-in
 	// request an access token of the user for that API.
 	UpstreamAccessToken UpstreamAccessToken `json:"upstreamAccessToken,omitempty"`
@@ -174,6 +179,10 @@ type Middleware struct {
 	logoutPath    string
 	profilePath   string
 	signedOutPath string
+	signInPath    string
+	// unauthenticated is the unauthenticated option: redirect, 401 or
+	// allow (unauthenticated.go).
+	unauthenticated string
 
 	lifetime    time.Duration
 	maxLifetime time.Duration
@@ -244,6 +253,7 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 		logoutPath:    prefix + "logout",
 		profilePath:   prefix + "profile",
 		signedOutPath: prefix + "signed-out",
+		signInPath:    prefix + "sign-in",
 		lifetime:      s.lifetime,
 		maxLifetime:   s.maxLifetime,
 		renew:         s.renew,
@@ -260,6 +270,8 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 		requiredScopes: s.requiredScopes,
 		apiAppRoles:    s.apiAppRoles,
 		apiClients:     s.apiClients,
+
+		unauthenticated: s.unauthenticated,
 		loginPrefix:    s.cookieName + "_login_",
 		authHost:       s.authHost,
 		cookieDomain:   s.cookieDomain,
@@ -318,6 +330,9 @@ func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request) (pass boo
 		case m.signedOutPath:
 			m.serveSignedOut(w, r)
 			return false
+		case m.signInPath:
+			m.serveSignIn(w, r)
+			return false
 		}
 	}
 	if m.exclusions.match(r) {
@@ -334,16 +349,26 @@ func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request) (pass boo
 	case state == requestAnswered:
 		return false
 	case s == nil:
+		if m.unauthenticated == unauthenticatedAllow {
+			return m.passAnonymous(r)
+		}
 		m.challenge(w, r, state)
 		return false
 	case s.GroupsPending && len(m.rules.groups) > 0:
 		// A pending groups overage: this middleware needs the groups, and
-		// its sign-in resolves them.
+		// its sign-in resolves them (on an allow router, the portal's
+		// sign-in endpoint does).
+		if m.unauthenticated == unauthenticatedAllow {
+			return m.passAnonymous(r)
+		}
 		m.challenge(w, r, noSession)
 		return false
 	}
 	if !m.rules.empty() {
 		if ok, why := m.rules.allow(s); !ok {
+			if m.unauthenticated == unauthenticatedAllow {
+				return m.passAnonymous(r)
+			}
 			m.forbidden(w, r, s, why)
 			return false
 		}
@@ -378,15 +403,16 @@ func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request) (pass boo
 // portalPaths are the paths authorize answers itself, whatever the
 // session: passCached leaves them to it.
 func (m *Middleware) portalPaths() []string {
-	return []string{m.callbackPath, m.logoutPath, m.profilePath, m.signedOutPath}
+	return []string{m.callbackPath, m.logoutPath, m.profilePath, m.signedOutPath, m.signInPath}
 }
 
 // challenge starts a sign-in for a browser navigation and answers 401 to
 // anything else (API calls, fetches, non-GET requests), which could not
-// follow a redirect to the sign-in page anyway; its code says whether there
-// was no session (unauthenticated) or one that ended (session_expired).
+// follow a redirect to the sign-in page anyway, and to every request with
+// unauthenticated: 401; its code says whether there was no session
+// (unauthenticated) or one that ended (session_expired).
 func (m *Middleware) challenge(w http.ResponseWriter, r *http.Request, state sessionState) {
-	if isNavigation(r) {
+	if m.unauthenticated != unauthenticated401 && isNavigation(r) {
 		m.startLogin(w, r)
 		return
 	}
