@@ -272,6 +272,7 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 		apiClients:     s.apiClients,
 
 		unauthenticated: s.unauthenticated,
+
 		loginPrefix:    s.cookieName + "_login_",
 		authHost:       s.authHost,
 		cookieDomain:   s.cookieDomain,
