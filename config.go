@@ -45,7 +45,8 @@ type settings struct {
 	requiredScopes  []string
 	apiAppRoles     []string
 	apiClients      map[string]bool
-	unauthenticated string // redirect, 401 or allow
+	// unauthenticated is redirect, 401 or allow.
+	unauthenticated string
 	sessionKey      string        // cookie name and secret fingerprint
 	requestTimeout  time.Duration // of every call to Entra ID, Graph and assertion sources
 }
