@@ -49,6 +49,9 @@ type settings struct {
 	unauthenticated string
 	sessionKey      string        // cookie name and secret fingerprint
 	requestTimeout  time.Duration // of every call to Entra ID, Graph and assertion sources
+
+	// warnings are logged by New: the configuration works, for now.
+	warnings []string
 }
 
 const (
@@ -357,13 +360,13 @@ func validateEntra(e MicrosoftEntraID, getenv func(string) string, s *settings) 
 // application.
 func clientCredential(e MicrosoftEntraID, authority string, getenv func(string) string, s *settings) (entraid.Credential, error) {
 	set := 0
-	for _, v := range []string{e.ClientSecret, e.ClientSecretFile, e.ClientAssertion} {
+	for _, v := range []string{e.ClientSecret, e.ClientSecretFile, e.ClientAssertion, e.ClientCertificateFile} {
 		if strings.TrimSpace(v) != "" {
 			set++
 		}
 	}
 	if set != 1 {
-		return nil, optionError("microsoftEntraID", "set exactly one of clientSecret, clientSecretFile or clientAssertion (found %d)", set)
+		return nil, optionError("microsoftEntraID", "set exactly one of clientSecret, clientSecretFile, clientAssertion or clientCertificateFile (found %d)", set)
 	}
 	// Assigned to an interface variable first: Yaegi mishandles returning
 	// concrete values straight into interface results.
@@ -376,6 +379,16 @@ func clientCredential(e MicrosoftEntraID, authority string, getenv func(string) 
 			return nil, optionError("microsoftEntraID.clientSecretFile", "%v", err)
 		}
 		credential = &secretFile{path: e.ClientSecretFile}
+	case strings.TrimSpace(e.ClientCertificateFile) != "":
+		cert, err := assertion.NewCertificate(strings.TrimSpace(e.ClientCertificateFile), strings.TrimSpace(e.ClientID), nil)
+		if err != nil {
+			return nil, optionError("microsoftEntraID.clientCertificateFile", "%v", err)
+		}
+		if left := time.Until(cert.NotAfter()); left < assertion.ExpiryWarning {
+			s.warnings = append(s.warnings, fmt.Sprintf("microsoftEntraID.clientCertificateFile: the certificate in %s (thumbprint %s) expires on %s, in %d days: create a new one, upload it to the app registration and replace the file",
+				strings.TrimSpace(e.ClientCertificateFile), cert.Thumbprint(), cert.NotAfter().UTC().Format(time.RFC3339), int(left.Hours()/24)))
+		}
+		credential = entraid.SignedAssertion{Sign: cert.Sign}
 	default:
 		cache, err := assertion.Shared(strings.TrimSpace(e.ClientAssertion), authority, s.requestTimeout, getenv)
 		if err != nil {
@@ -395,6 +408,8 @@ func credentialKey(e MicrosoftEntraID) string {
 		return "secret:" + fingerprint(e.ClientSecret)
 	case e.ClientSecretFile != "":
 		return "secretfile:" + e.ClientSecretFile
+	case strings.TrimSpace(e.ClientCertificateFile) != "":
+		return "certificatefile:" + strings.TrimSpace(e.ClientCertificateFile)
 	default:
 		return "assertion:" + strings.ToLower(strings.TrimSpace(e.ClientAssertion))
 	}

@@ -101,6 +101,10 @@ type MicrosoftEntraID struct {
 	ClientSecret     string `json:"clientSecret,omitempty"`
 	ClientSecretFile string `json:"clientSecretFile,omitempty"`
 	ClientAssertion  string `json:"clientAssertion,omitempty"`
+	// ClientCertificateFile is a PEM file with a certificate uploaded to the
+	// app registration and its private key: the fourth way, exclusive of
+	// the other three.
+	ClientCertificateFile string `json:"clientCertificateFile,omitempty"`
 	// AuthorityHost is the Entra ID sign-in host of the cloud in use.
 	AuthorityHost string `json:"authorityHost,omitempty"`
 	// Scopes requested at sign-in, separated by spaces or commas.
@@ -233,7 +237,11 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 		return nil, err
 	}
 	registerGroups(s.sessionKey, s.rules.groups)
-	return newMiddleware(next, name, s, client), nil
+	m := newMiddleware(next, name, s, client)
+	for _, w := range s.warnings {
+		m.log.Print("warning: " + w)
+	}
+	return m, nil
 }
 
 func newMiddleware(next http.Handler, name string, s *settings, client *entraid.Client) *Middleware {

@@ -129,6 +129,11 @@ type Tenant struct {
 	refreshSerial      int
 	states             map[string]*userState
 	apis               []API
+
+	// certificates are the apps' uploaded certificates, and usedJTIs the
+	// jti of every certificate assertion until it expires (certificate.go).
+	certificates []*uploadedCertificate
+	usedJTIs     map[string]time.Time
 }
 
 type signingKey struct {
@@ -156,6 +161,7 @@ func NewTenant(opts Options) *Tenant {
 		issuerKeys:   map[string]jwt.KeySet{},
 		codes:        map[string]*authCode{},
 		apps:         map[string]string{},
+		usedJTIs:     map[string]time.Time{},
 
 		refreshTokens: map[string]*refreshGrant{},
 		states:        map[string]*userState{},
