@@ -47,6 +47,7 @@ type settings struct {
 	apiClients      map[string]bool
 	// unauthenticated is redirect, 401 or allow.
 	unauthenticated string
+	appService      bool
 	sessionKey      string        // cookie name and secret fingerprint
 	requestTimeout  time.Duration // of every call to Entra ID, Graph and assertion sources
 
@@ -121,6 +122,9 @@ func validate(c *Config, getenv func(string) string) (*settings, error) {
 		return nil, err
 	}
 	if err := validateUnauthenticated(c, s); err != nil {
+		return nil, err
+	}
+	if err := validateAppService(c, s); err != nil {
 		return nil, err
 	}
 	if s.renew && !contains(s.entra.Scopes, "offline_access") {

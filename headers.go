@@ -115,7 +115,7 @@ func (m *Middleware) stripIdentityHeaders(h http.Header) {
 	}
 	for k := range h {
 		canonical := http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))
-		if canonical != k && m.strippedSet[canonical] {
+		if canonical != k && m.strippedSet[canonical] || isAppServiceHeader(canonical) {
 			delete(h, k)
 		}
 	}
@@ -163,6 +163,9 @@ func sessionClaim(s *session.Session, claim string) string {
 		return strings.Join(s.Roles, ",")
 	case "groups":
 		return strings.Join(s.Groups, ",")
+	}
+	if v, ok := appServiceClaim(s, claim); ok {
+		return v
 	}
 	return s.Claims[claim]
 }

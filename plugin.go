@@ -73,6 +73,11 @@ type Config struct {
 	// redirect) or allow (pass without identity headers).
 	Unauthenticated string `json:"unauthenticated,omitempty"`
 
+	// AppServiceHeaders also sets Azure App Service's identity headers
+	// (X-MS-CLIENT-PRINCIPAL...) and answers its /.auth/me, /.auth/login/aad
+	// and /.auth/logout, for apps written for App Service.
+	AppServiceHeaders bool `json:"appServiceHeaders,omitempty"`
+
 	// UpstreamAccessToken, when its scope is set, gives every signed-in
 	// request an access token of the user for that API.
 	UpstreamAccessToken UpstreamAccessToken `json:"upstreamAccessToken,omitempty"`
@@ -187,6 +192,8 @@ type Middleware struct {
 	// unauthenticated is the unauthenticated option: redirect, 401 or
 	// allow (unauthenticated.go).
 	unauthenticated string
+	// appService: appServiceHeaders (appservice.go).
+	appService bool
 
 	lifetime    time.Duration
 	maxLifetime time.Duration
@@ -280,6 +287,7 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 		apiClients:     s.apiClients,
 
 		unauthenticated: s.unauthenticated,
+		appService:      s.appService,
 
 		loginPrefix:    s.cookieName + "_login_",
 		authHost:       s.authHost,
@@ -343,6 +351,9 @@ func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request) (pass boo
 			m.serveSignIn(w, r)
 			return false
 		}
+	}
+	if m.appService && strings.HasPrefix(r.URL.Path, "/.auth/") && m.serveAppService(w, r) {
+		return false
 	}
 	if m.exclusions.match(r) {
 		m.stripOwnCookies(r)
@@ -412,7 +423,11 @@ func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request) (pass boo
 // portalPaths are the paths authorize answers itself, whatever the
 // session: passCached leaves them to it.
 func (m *Middleware) portalPaths() []string {
-	return []string{m.callbackPath, m.logoutPath, m.profilePath, m.signedOutPath, m.signInPath}
+	paths := []string{m.callbackPath, m.logoutPath, m.profilePath, m.signedOutPath, m.signInPath}
+	if m.appService {
+		paths = append(paths, appServiceMePath, appServiceLoginPath, appServiceLogoutPath)
+	}
+	return paths
 }
 
 // challenge starts a sign-in for a browser navigation and answers 401 to

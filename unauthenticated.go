@@ -63,7 +63,13 @@ func (m *Middleware) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		m.writeError(w, r, &problem{Status: http.StatusMethodNotAllowed, Title: "Method not allowed", Message: "This page takes GET requests only.", Code: "method_not_allowed"})
 		return
 	}
-	m.startLoginTo(w, r, m.signInReturn(r.URL.Query().Get("rd"), r))
+	m.serveSignInTo(w, r, r.URL.Query().Get("rd"))
+}
+
+// serveSignInTo starts a sign-in that returns to rd (see signInReturn):
+// the portal's sign-in endpoint and App Service's /.auth/login/aad.
+func (m *Middleware) serveSignInTo(w http.ResponseWriter, r *http.Request, rd string) {
+	m.startLoginTo(w, r, m.signInReturn(rd, r))
 }
 
 // signInReturn is where a sign-in asked for with rd returns: rd when the

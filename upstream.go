@@ -63,6 +63,9 @@ func (m *Middleware) setUpstreamToken(w http.ResponseWriter, r *http.Request, s 
 		return 0, true
 	}
 	r.Header[m.upstream.header] = []string{a.value}
+	if m.appService {
+		r.Header[appServiceTokenHeader] = []string{appServiceToken(a.value)}
+	}
 	return a.expires, false
 }
 
