@@ -4,8 +4,9 @@
 // The fake speaks the v2 endpoints the way Entra ID does, down to the JSON
 // shapes, AADSTS codes, trace IDs and redirects: discovery, JWKS (with key
 // rotation), authorize (with a clickable sign-in page), token
-// (authorization code with PKCE, client secrets, client assertions from
-// federated issuers, and the client-credentials hop of workload identity)
+// (authorization code with PKCE, client secrets, certificate credentials
+// (certificate.go), client assertions from federated issuers, and the
+// client-credentials hop of workload identity)
 // and logout. Faults can be injected per endpoint.
 package entraidtest
 
