@@ -612,6 +612,28 @@ func attacks() []attack {
 			}
 			checkIdentityHeaderSet(t, a.nextUpstream(t), alice.OID)
 		}},
+		{"spoofed App Service headers (X-MS-CLIENT-PRINCIPAL*, X-MS-TOKEN-*) in every spelling, without appServiceHeaders: through authorize, from the cache, on an excluded path", func(t *testing.T, a *arena) {
+			cookie := sessionCookie(t, a.guarded, aliceSession())
+			spoofed := func(path string) *http.Request {
+				r := httptest.NewRequest("GET", "https://app.example.com"+path, nil)
+				r.Header.Set("Cookie", cookie)
+				r.Header["X-MS-CLIENT-PRINCIPAL"] = []string{"eyJhdXRoX3R5cCI6ImFhZCJ9"}
+				r.Header["x-ms-client-principal-id"] = []string{"mallory"}
+				r.Header["X_MS_CLIENT_PRINCIPAL_NAME"] = []string{"ceo@contoso.example"}
+				r.Header["X-Ms-Client-Principal-Idp"] = []string{"aad"}
+				r.Header["X-MS-TOKEN-AAD-ACCESS-TOKEN"] = []string{"forged"}
+				r.Header["x_ms_token_aad_id_token"] = []string{"forged"}
+				return r
+			}
+			for _, path := range []string{"/", "/", "/public/x"} {
+				a.serveGuarded(t, spoofed(path), http.StatusOK)
+				for k, vs := range *a.upstream {
+					if isAppServiceHeader(http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))) {
+						t.Errorf("%s: upstream got %s = %.40q", path, k, vs)
+					}
+				}
+			}
+		}},
 
 		// CR/LF, control characters and markup in claims.
 		{"CR LF and control characters in claims reaching identity headers", func(t *testing.T, a *arena) {

@@ -34,6 +34,11 @@ func (m *Middleware) authorizeBearer(w http.ResponseWriter, r *http.Request, raw
 		m.bearerError(w, r, http.StatusUnauthorized, "invalid_token", strings.TrimPrefix(err.Error(), entraid.ErrInvalidAccessToken.Error()+": "))
 		return false
 	}
+	if !m.clientAllowed(ac.AppID) {
+		m.log.Printf("bearer token of client application %q refused: not in apiAllowedClients", ac.AppID)
+		m.bearerError(w, r, http.StatusForbidden, "insufficient_scope", "the client application "+ac.AppID+" is not allowed to call this API (apiAllowedClients)")
+		return false
+	}
 	s := &session.Session{OID: ac.OID, TID: ac.TID, Name: ac.Name, PreferredUsername: ac.PreferredUsername, Roles: ac.Roles, Groups: ac.Groups}
 	if ac.AppOnly {
 		if len(m.apiAppRoles) == 0 || !intersects(m.apiAppRoles, ac.Roles, false) {
@@ -53,6 +58,14 @@ func (m *Middleware) authorizeBearer(w http.ResponseWriter, r *http.Request, raw
 	m.setIdentityHeaders(r.Header, m.identityValues(s))
 	m.stripOwnCookies(r)
 	return true
+}
+
+// clientAllowed reports whether tokens issued to the client application
+// appID may call the API: any client without apiAllowedClients. App
+// Service's "allowed client applications", checked for delegated and
+// app-only tokens alike: the token is valid, its client may not call.
+func (m *Middleware) clientAllowed(appID string) bool {
+	return m.apiClients == nil || m.apiClients[strings.ToLower(appID)]
 }
 
 // bearerError answers an API client as RFC 6750 says: the error in

@@ -286,8 +286,8 @@ func TestAPIOptionsAreValidated(t *testing.T) {
 		change func(c *Config)
 		hint   string // "" means accepted
 	}{
-		{"requiredScopes without apiAudience", func(c *Config) { c.RequiredScopes = []string{"Items.Read"} }, "is required with requiredScopes or apiAppRoles"},
-		{"apiAppRoles without apiAudience", func(c *Config) { c.APIAppRoles = []string{"Items.Sync"} }, "is required with requiredScopes or apiAppRoles"},
+		{"requiredScopes without apiAudience", func(c *Config) { c.RequiredScopes = []string{"Items.Read"} }, "is required with requiredScopes, apiAppRoles or apiAllowedClients"},
+		{"apiAppRoles without apiAudience", func(c *Config) { c.APIAppRoles = []string{"Items.Sync"} }, "is required with requiredScopes, apiAppRoles or apiAllowedClients"},
 		{"an audience that is neither a GUID nor a URI", func(c *Config) { c.APIAudience = []string{"my-api"} }, "neither a client ID"},
 		{"an audience with a quote", func(c *Config) { c.APIAudience = []string{`api://x"y`} }, "neither a client ID"},
 		{"v2.0 only with the URI alone, which v2.0 tokens never carry", func(c *Config) {
@@ -300,6 +300,15 @@ func TestAPIOptionsAreValidated(t *testing.T) {
 		}, ""},
 		{"the URI alone with v1.0 tokens (the default)", func(c *Config) { c.APIAudience = []string{testAPIURI} }, ""},
 		{"an https application ID URI", func(c *Config) { c.APIAudience = []string{"https://contoso.example/items"} }, ""},
+		{"apiAllowedClients without apiAudience", func(c *Config) { c.APIAllowedClients = []string{testDaemon} }, "apiAllowedClients: write the API's client ID"},
+		{"an allowed client that is no application ID", func(c *Config) {
+			c.APIAudience = []string{testAPIURI}
+			c.APIAllowedClients = []string{"my-spa"}
+		}, "apiAllowedClients: \"my-spa\" is not an application (client) ID"},
+		{"allowed clients as a label string", func(c *Config) {
+			c.APIAudience = []string{testAPIURI}
+			c.APIAllowedClients = []string{testDaemon + "," + strings.ToUpper(testClientID)}
+		}, ""},
 	}
 	for _, tt := range tests {
 		tt := tt
@@ -313,8 +322,69 @@ func TestAPIOptionsAreValidated(t *testing.T) {
 				}
 				return
 			}
-			if err == nil || !strings.HasPrefix(err.Error(), "entraauth: apiAudience: ") || !strings.Contains(err.Error(), tt.hint) {
-				t.Fatalf("err = %v, want apiAudience named with %q", err, tt.hint)
+			if err == nil || !strings.HasPrefix(err.Error(), "entraauth: api") || !strings.Contains(err.Error(), tt.hint) {
+				t.Fatalf("err = %v, want the option named with %q", err, tt.hint)
+			}
+		})
+	}
+}
+
+func TestOnlyTheClientAppsOfAPIAllowedClientsMayCallTheAPI(t *testing.T) {
+	const (
+		spa     = "7a1b2c3d-0000-4000-8000-0000000005fa"
+		foreign = "9e8d7c6b-0000-4000-8000-00000000f0e1"
+	)
+	var logs strings.Builder
+	st := newStack(t, func(c *Config) {
+		c.APIAudience = []string{testAPIURI, testAPIClientID}
+		c.APIAppRoles = []string{"Items.Sync"}
+		// Upper case, as a portal might show it: application IDs match
+		// whatever their case.
+		c.APIAllowedClients = []string{strings.ToUpper(spa), testDaemon}
+	})
+	st.mw.log.SetOutput(&logs)
+	tenant := st.tenant
+	delegated := func(api entraidtest.API, client string) string {
+		c := tenant.APIAccessTokenClaims(alice, api, "Items.Read")
+		if api.TokenVersion == 2 {
+			c["azp"] = client
+		} else {
+			c["appid"] = client
+		}
+		return tenant.SignToken(c)
+	}
+	app := func(api entraidtest.API, client string) string {
+		return tenant.SignToken(tenant.AppAccessTokenClaims(client, api, []string{"Items.Sync"}))
+	}
+	tests := []struct {
+		name   string
+		token  string
+		status int
+		client string // named in the refusal and the log
+	}{
+		{"a person through an allowed app (v2.0, azp) passes", delegated(testAPIv2, spa), http.StatusOK, ""},
+		{"a person through an allowed app (v1.0, appid) passes", delegated(testAPIv1, spa), http.StatusOK, ""},
+		{"an allowed daemon passes", app(testAPIv2, testDaemon), http.StatusOK, ""},
+		{"a person through another app (v2.0) is refused", delegated(testAPIv2, foreign), http.StatusForbidden, foreign},
+		{"a person through another app (v1.0) is refused", delegated(testAPIv1, foreign), http.StatusForbidden, foreign},
+		{"another daemon with the right app role is refused", app(testAPIv1, foreign), http.StatusForbidden, foreign},
+	}
+	for _, tt := range tests {
+		tt := tt
+		t.Run(tt.name, func(t *testing.T) {
+			logs.Reset()
+			status, www := bearerAnswer(t, st, tt.token)
+			if status != tt.status {
+				t.Fatalf("status %d, want %d (WWW-Authenticate %q)", status, tt.status, www)
+			}
+			if tt.status == http.StatusOK {
+				return
+			}
+			if !strings.Contains(www, `error="insufficient_scope"`) || !strings.Contains(www, "client application "+tt.client+" is not allowed") {
+				t.Errorf("WWW-Authenticate = %q, want insufficient_scope naming the client %s", www, tt.client)
+			}
+			if !strings.Contains(logs.String(), tt.client) || !strings.Contains(logs.String(), "apiAllowedClients") {
+				t.Errorf("log = %q, want the client ID and the option", logs.String())
 			}
 		})
 	}

@@ -47,8 +47,15 @@ type settings struct {
 	api             *entraid.AccessPolicy
 	requiredScopes  []string
 	apiAppRoles     []string
+	apiClients      map[string]bool
+	// unauthenticated is redirect, 401 or allow.
+	unauthenticated string
+	appService      bool
 	sessionKey      string        // cookie name and secret fingerprint
 	requestTimeout  time.Duration // of every call to Entra ID, Graph and assertion sources
+
+	// warnings are logged by New: the configuration works, for now.
+	warnings []string
 }
 
 const (
@@ -122,6 +129,12 @@ func validate(c *Config, getenv func(string) string) (*settings, error) {
 	if err := validateUpstreamToken(c.UpstreamAccessToken, s); err != nil {
 		return nil, err
 	}
+	if err := validateUnauthenticated(c, s); err != nil {
+		return nil, err
+	}
+	if err := validateAppService(c, s); err != nil {
+		return nil, err
+	}
 	if s.renew && !contains(s.entra.Scopes, "offline_access") {
 		// Entra ID hands out a refresh token only with offline_access.
 		s.entra.Scopes = append(s.entra.Scopes, "offline_access")
@@ -145,11 +158,21 @@ func validateAPI(c *Config, s *settings) error {
 	audiences := splitList(c.APIAudience)
 	scopes := splitList(c.RequiredScopes)
 	appRoles := splitList(c.APIAppRoles)
+	clients := splitList(c.APIAllowedClients)
 	if len(audiences) == 0 {
-		if len(scopes) > 0 || len(appRoles) > 0 {
-			return optionError("apiAudience", "is required with requiredScopes or apiAppRoles: write the API's client ID (a GUID) and its application ID URI (api://...)")
+		if len(scopes) > 0 || len(appRoles) > 0 || len(clients) > 0 {
+			return optionError("apiAudience", "is required with requiredScopes, apiAppRoles or apiAllowedClients: write the API's client ID (a GUID) and its application ID URI (api://...)")
 		}
 		return nil
+	}
+	for _, id := range clients {
+		if !entraid.IsGUID(id) {
+			return optionError("apiAllowedClients", "%q is not an application (client) ID: write the GUID of each client app that may call the API (its app registration's Application (client) ID)", id)
+		}
+		if s.apiClients == nil {
+			s.apiClients = map[string]bool{}
+		}
+		s.apiClients[strings.ToLower(id)] = true
 	}
 	clientID := false
 	for i, a := range audiences {
@@ -354,13 +377,13 @@ func validateEntra(e MicrosoftEntraID, getenv func(string) string, s *settings) 
 // application.
 func clientCredential(e MicrosoftEntraID, authority string, getenv func(string) string, s *settings) (entraid.Credential, error) {
 	set := 0
-	for _, v := range []string{e.ClientSecret, e.ClientSecretFile, e.ClientAssertion} {
+	for _, v := range []string{e.ClientSecret, e.ClientSecretFile, e.ClientAssertion, e.ClientCertificateFile} {
 		if strings.TrimSpace(v) != "" {
 			set++
 		}
 	}
 	if set != 1 {
-		return nil, optionError("microsoftEntraID", "set exactly one of clientSecret, clientSecretFile or clientAssertion (found %d)", set)
+		return nil, optionError("microsoftEntraID", "set exactly one of clientSecret, clientSecretFile, clientAssertion or clientCertificateFile (found %d)", set)
 	}
 	// Assigned to an interface variable first: Yaegi mishandles returning
 	// concrete values straight into interface results.
@@ -373,6 +396,16 @@ func clientCredential(e MicrosoftEntraID, authority string, getenv func(string) 
 			return nil, optionError("microsoftEntraID.clientSecretFile", "%v", err)
 		}
 		credential = &secretFile{path: e.ClientSecretFile}
+	case strings.TrimSpace(e.ClientCertificateFile) != "":
+		cert, err := assertion.NewCertificate(strings.TrimSpace(e.ClientCertificateFile), strings.TrimSpace(e.ClientID), nil)
+		if err != nil {
+			return nil, optionError("microsoftEntraID.clientCertificateFile", "%v", err)
+		}
+		if left := time.Until(cert.NotAfter()); left < assertion.ExpiryWarning {
+			s.warnings = append(s.warnings, fmt.Sprintf("microsoftEntraID.clientCertificateFile: the certificate in %s (thumbprint %s) expires on %s, in %d days: create a new one, upload it to the app registration and replace the file",
+				strings.TrimSpace(e.ClientCertificateFile), cert.Thumbprint(), cert.NotAfter().UTC().Format(time.RFC3339), int(left.Hours()/24)))
+		}
+		credential = entraid.SignedAssertion{Sign: cert.Sign}
 	default:
 		cache, err := assertion.Shared(strings.TrimSpace(e.ClientAssertion), authority, s.requestTimeout, getenv)
 		if err != nil {
@@ -392,6 +425,8 @@ func credentialKey(e MicrosoftEntraID) string {
 		return "secret:" + fingerprint(e.ClientSecret)
 	case e.ClientSecretFile != "":
 		return "secretfile:" + e.ClientSecretFile
+	case strings.TrimSpace(e.ClientCertificateFile) != "":
+		return "certificatefile:" + strings.TrimSpace(e.ClientCertificateFile)
 	default:
 		return "assertion:" + strings.ToLower(strings.TrimSpace(e.ClientAssertion))
 	}

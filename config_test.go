@@ -576,3 +576,104 @@ func TestNewAcceptsKnownOptionsInAnyCaseAndAnyHeaderName(t *testing.T) {
 		t.Fatalf("decoded %+v", c)
 	}
 }
+
+func TestClientCertificateFileIsCheckedAtLoad(t *testing.T) {
+	now := time.Now()
+	year := now.Add(365 * 24 * time.Hour)
+	certPEM, good := entraidtest.NewCertificate("good", now.Add(-time.Hour), year)
+	_, other := entraidtest.NewCertificate("other", now.Add(-time.Hour), year)
+	_, expired := entraidtest.NewCertificate("expired", now.Add(-48*time.Hour), now.Add(-time.Hour))
+	_, soon := entraidtest.NewCertificate("soon", now.Add(-time.Hour), now.Add(10*24*time.Hour))
+	otherKey := other[:strings.Index(string(other), "-----BEGIN CERTIFICATE-----")]
+	dir := t.TempDir()
+	file := func(name string, data []byte) string {
+		path := filepath.Join(dir, name)
+		writeSecret(t, path, string(data))
+		return path
+	}
+	tests := []struct {
+		name   string
+		change func(c *Config)
+		option string
+		want   string // in the error; "" means accepted
+	}{
+		{"a certificate with its key", func(c *Config) { c.MicrosoftEntraID.ClientCertificateFile = file("good.pem", good) }, "", ""},
+		{"a missing file", func(c *Config) { c.MicrosoftEntraID.ClientCertificateFile = filepath.Join(dir, "nope.pem") }, "microsoftEntraID.clientCertificateFile", "cannot read"},
+		{"a certificate without its key", func(c *Config) { c.MicrosoftEntraID.ClientCertificateFile = file("cert.pem", certPEM) }, "microsoftEntraID.clientCertificateFile", "no private key"},
+		{"a key that is not the certificate's", func(c *Config) {
+			c.MicrosoftEntraID.ClientCertificateFile = file("mixed.pem", append(append([]byte{}, certPEM...), otherKey...))
+		}, "microsoftEntraID.clientCertificateFile", "does not match the certificate"},
+		{"an expired certificate", func(c *Config) { c.MicrosoftEntraID.ClientCertificateFile = file("expired.pem", expired) }, "microsoftEntraID.clientCertificateFile", "expired on"},
+		{"a certificate beside a secret", func(c *Config) {
+			c.MicrosoftEntraID.ClientSecret = "client-secret-value"
+			c.MicrosoftEntraID.ClientCertificateFile = file("good2.pem", good)
+		}, "microsoftEntraID", "exactly one of clientSecret, clientSecretFile, clientAssertion or clientCertificateFile (found 2)"},
+	}
+	for _, tt := range tests {
+		tt := tt
+		t.Run(tt.name, func(t *testing.T) {
+			c := validConfig()
+			c.MicrosoftEntraID.ClientSecret = ""
+			tt.change(c)
+			s, err := validate(c, noEnv)
+			if tt.want == "" {
+				if err != nil || len(s.warnings) != 0 {
+					t.Fatalf("err %v, warnings %q", err, s.warnings)
+				}
+				return
+			}
+			if err == nil || !strings.HasPrefix(err.Error(), "entraauth: "+tt.option+": ") || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %s with %q", err, tt.option, tt.want)
+			}
+		})
+	}
+
+	c := validConfig()
+	c.MicrosoftEntraID.ClientSecret = ""
+	c.MicrosoftEntraID.ClientCertificateFile = file("soon.pem", soon)
+	s, err := validate(c, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.warnings) != 1 || !strings.Contains(s.warnings[0], "microsoftEntraID.clientCertificateFile") || !strings.Contains(s.warnings[0], "in 9 days") {
+		t.Errorf("warnings %q, want one that the certificate expires in 9 days", s.warnings)
+	}
+}
+
+// TestSignInWithACertificateAndItsRenewal signs in with no secret
+// configured, only the certificate file, then renews the certificate the
+// way an operator does (upload the new one, replace the file, remove the
+// old one) and signs in again without a reload.
+func TestSignInWithACertificateAndItsRenewal(t *testing.T) {
+	now := time.Now()
+	firstPEM, first := entraidtest.NewCertificate("first", now.Add(-time.Hour), now.Add(90*24*time.Hour))
+	secondPEM, second := entraidtest.NewCertificate("second", now.Add(-time.Hour), now.Add(365*24*time.Hour))
+	path := filepath.Join(t.TempDir(), "cert.pem")
+	writeSecret(t, path, string(first))
+	st := newStack(t, func(c *Config) {
+		c.MicrosoftEntraID.ClientSecret = ""
+		c.MicrosoftEntraID.ClientCertificateFile = path
+	})
+	oldThumb, err := st.tenant.UploadCertificate(st.tenant.ClientID, firstPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.signIn(st.browser())
+	if _, err := st.tenant.UploadCertificate(st.tenant.ClientID, secondPEM); err != nil {
+		t.Fatal(err)
+	}
+	writeSecret(t, path+".new", string(second))
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
+	st.tenant.RemoveCertificate(st.tenant.ClientID, oldThumb)
+	st.signIn(st.browser())
+
+	// A certificate Entra ID does not know: a clear page with AADSTS700027.
+	_, unknown := entraidtest.NewCertificate("unknown", now.Add(-time.Hour), now.Add(time.Hour))
+	writeSecret(t, path, string(unknown))
+	resp, body := navigate(t, st.browser(), st.server.URL+"/start")
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "AADSTS700027") || !strings.Contains(body, "clientCertificateFile") {
+		t.Errorf("an unknown certificate: %d %.400s", resp.StatusCode, body)
+	}
+}

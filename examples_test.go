@@ -10,6 +10,9 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tfa-plugin/entraauth/entraid/entraidtest"
 )
 
 // The examples (examples/) and the readme's configuration snippets are what
@@ -26,6 +29,18 @@ var exampleSecrets = map[string]map[string]string{
 		"client-secret":  "Xq78Q~example.client-secret-value_0123456",
 		"session-secret": "bXkgZXhhbXBsZSBzZXNzaW9uIHNlY3JldCwgNDQgY2g=",
 	},
+}
+
+// exampleCertificatePEM stands for the examples' certificate files: made
+// once, on first use.
+var exampleCertificatePEM string
+
+func exampleCertificate() string {
+	if exampleCertificatePEM == "" {
+		_, both := entraidtest.NewCertificate("example", time.Now().Add(-time.Hour), time.Now().Add(365*24*time.Hour))
+		exampleCertificatePEM = string(both)
+	}
+	return exampleCertificatePEM
 }
 
 // exampleCheck holds what one example's checks need.
@@ -53,6 +68,7 @@ func (x *exampleCheck) newFromExample(where string, raw map[string]interface{}) 
 	}{
 		{"microsoftEntraID.clientSecretFile", &c.MicrosoftEntraID.ClientSecretFile, exampleSecrets["entraauth"]["client-secret"]},
 		{"session.secretFile", &c.Session.SecretFile, exampleSecrets["entraauth"]["session-secret"]},
+		{"microsoftEntraID.clientCertificateFile", &c.MicrosoftEntraID.ClientCertificateFile, exampleCertificate()},
 	} {
 		if *f.path == "" {
 			continue

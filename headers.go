@@ -111,7 +111,7 @@ func strippedHeaders(headers []headerClaim, upstream *upstreamToken) []string {
 // '-'. m.strippedSet holds the folded names.
 func (m *Middleware) stripIdentityHeaders(h http.Header) {
 	for k := range h {
-		if m.strippedSet[foldHeaderName(k)] {
+		if f := foldHeaderName(k); m.strippedSet[f] || isAppServiceHeader(f) {
 			delete(h, k)
 		}
 	}
@@ -177,6 +177,9 @@ func sessionClaim(s *session.Session, claim string) string {
 		return strings.Join(s.Roles, ",")
 	case "groups":
 		return strings.Join(s.Groups, ",")
+	}
+	if v, ok := appServiceClaim(s, claim); ok {
+		return v
 	}
 	return s.Claims[claim]
 }

@@ -37,14 +37,21 @@ type loginState struct {
 }
 
 // startLogin sends the browser to Entra ID with a fresh state, nonce and
-// PKCE verifier, remembered in a sealed cookie only the callback receives.
+// PKCE verifier, remembered in a sealed cookie only the callback receives;
+// the user returns to the URL requested.
 func (m *Middleware) startLogin(w http.ResponseWriter, r *http.Request) {
-	m.startSignIn(w, r, entraid.AuthRequest{})
+	m.startSignIn(w, r, requestScheme(r)+"://"+r.Host+r.URL.RequestURI(), entraid.AuthRequest{})
 }
 
-// startSignIn is startLogin with extra, the scope and claims challenge of a
-// step-up (see stepUp), or none.
-func (m *Middleware) startSignIn(w http.ResponseWriter, r *http.Request, extra entraid.AuthRequest) {
+// startLoginTo is startLogin returning to returnURL, an absolute URL the
+// return checks allow.
+func (m *Middleware) startLoginTo(w http.ResponseWriter, r *http.Request, returnURL string) {
+	m.startSignIn(w, r, returnURL, entraid.AuthRequest{})
+}
+
+// startSignIn is startLoginTo with extra, the scope and claims challenge of
+// a step-up (see stepUp), or none.
+func (m *Middleware) startSignIn(w http.ResponseWriter, r *http.Request, returnURL string, extra entraid.AuthRequest) {
 	scheme := requestScheme(r)
 	if scheme == "http" && !m.insecure {
 		m.writeError(w, r, &problem{
@@ -60,7 +67,7 @@ func (m *Middleware) startSignIn(w http.ResponseWriter, r *http.Request, extra e
 		State:     randomToken(),
 		Nonce:     randomToken(),
 		Verifier:  randomToken(),
-		ReturnURL: scheme + "://" + r.Host + r.URL.RequestURI(),
+		ReturnURL: returnURL,
 	}
 	host := r.Host
 	if m.authHost != "" {

@@ -63,6 +63,20 @@ type Config struct {
 	// https://sts.windows.net/{tid}/), which an API gets unless its
 	// manifest asks for v2.0; true by default.
 	APIAcceptV1Tokens bool `json:"apiAcceptV1Tokens,omitempty"`
+	// APIAllowedClients, when set, are the only client applications
+	// (application IDs: azp in v2.0 tokens, appid in v1.0) whose bearer
+	// tokens the API accepts, delegated and app-only alike.
+	APIAllowedClients []string `json:"apiAllowedClients,omitempty"`
+
+	// Unauthenticated says what happens to a request without a session:
+	// redirect (browsers sign in, others get 401; the default), 401 (never
+	// redirect) or allow (pass without identity headers).
+	Unauthenticated string `json:"unauthenticated,omitempty"`
+
+	// AppServiceHeaders also sets Azure App Service's identity headers
+	// (X-MS-CLIENT-PRINCIPAL...) and answers its /.auth/me, /.auth/login/aad
+	// and /.auth/logout, for apps written for App Service.
+	AppServiceHeaders bool `json:"appServiceHeaders,omitempty"`
 
 	// UpstreamAccessToken, when its scope is set, gives every signed-in
 	// request an access token of the user for that API.
@@ -102,6 +116,10 @@ type MicrosoftEntraID struct {
 	ClientSecret     string `json:"clientSecret,omitempty"`
 	ClientSecretFile string `json:"clientSecretFile,omitempty"`
 	ClientAssertion  string `json:"clientAssertion,omitempty"`
+	// ClientCertificateFile is a PEM file with a certificate uploaded to the
+	// app registration and its private key: the fourth way, exclusive of
+	// the other three.
+	ClientCertificateFile string `json:"clientCertificateFile,omitempty"`
 	// AuthorityHost is the Entra ID sign-in host of the cloud in use.
 	AuthorityHost string `json:"authorityHost,omitempty"`
 	// Scopes requested at sign-in, separated by spaces or commas.
@@ -190,6 +208,12 @@ type Middleware struct {
 	logoutPath    string
 	profilePath   string
 	signedOutPath string
+	signInPath    string
+	// unauthenticated is the unauthenticated option: redirect, 401 or
+	// allow (unauthenticated.go).
+	unauthenticated string
+	// appService: appServiceHeaders (appservice.go).
+	appService bool
 
 	lifetime    time.Duration
 	maxLifetime time.Duration
@@ -208,6 +232,9 @@ type Middleware struct {
 	api            *entraid.AccessPolicy
 	requiredScopes []string
 	apiAppRoles    []string
+	// apiClients, when not nil, are the client application IDs (lower
+	// case) whose tokens the API accepts.
+	apiClients map[string]bool
 	// sessionKey names the session cookie and secret, which routers share.
 	sessionKey string
 	// sessionAAD binds sessions to the cookie and the app registration
@@ -244,7 +271,11 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 		return nil, err
 	}
 	registerGroups(s.sessionKey, s.rules.groups)
-	return newMiddleware(next, name, s, client), nil
+	m := newMiddleware(next, name, s, client)
+	for _, w := range s.warnings {
+		m.log.Print("warning: " + w)
+	}
+	return m, nil
 }
 
 func newMiddleware(next http.Handler, name string, s *settings, client *entraid.Client) *Middleware {
@@ -264,6 +295,7 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 		logoutPath:    prefix + "logout",
 		profilePath:   prefix + "profile",
 		signedOutPath: prefix + "signed-out",
+		signInPath:    prefix + "sign-in",
 		lifetime:      s.lifetime,
 		maxLifetime:   s.maxLifetime,
 		renew:         s.renew,
@@ -279,6 +311,11 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 
 		requiredScopes: s.requiredScopes,
 		apiAppRoles:    s.apiAppRoles,
+		apiClients:     s.apiClients,
+
+		unauthenticated: s.unauthenticated,
+		appService:      s.appService,
+
 		loginPrefix:    s.cookies.login,
 		loginBinding:   s.cookies.binding,
 		signedOutName:  s.cookies.signedOut,
@@ -351,7 +388,13 @@ func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request) (pass boo
 		case m.signedOutPath:
 			m.serveSignedOut(w, r)
 			return false
+		case m.signInPath:
+			m.serveSignIn(w, r)
+			return false
 		}
+	}
+	if m.appService && strings.HasPrefix(r.URL.Path, "/.auth/") && m.serveAppService(w, r) {
+		return false
 	}
 	if m.exclusions.match(r) {
 		m.stripOwnCookies(r)
@@ -367,16 +410,26 @@ func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request) (pass boo
 	case state == requestAnswered:
 		return false
 	case s == nil:
+		if m.unauthenticated == unauthenticatedAllow {
+			return m.passAnonymous(r)
+		}
 		m.challenge(w, r, state)
 		return false
 	case s.GroupsPending && len(m.rules.groups) > 0:
 		// A pending groups overage: this middleware needs the groups, and
-		// its sign-in resolves them.
+		// its sign-in resolves them (on an allow router, the portal's
+		// sign-in endpoint does).
+		if m.unauthenticated == unauthenticatedAllow {
+			return m.passAnonymous(r)
+		}
 		m.challenge(w, r, noSession)
 		return false
 	}
 	if !m.rules.empty() {
 		if ok, why := m.rules.allow(s); !ok {
+			if m.unauthenticated == unauthenticatedAllow {
+				return m.passAnonymous(r)
+			}
 			m.forbidden(w, r, s, why)
 			return false
 		}
@@ -411,15 +464,20 @@ func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request) (pass boo
 // portalPaths are the paths authorize answers itself, whatever the
 // session: passCached leaves them to it.
 func (m *Middleware) portalPaths() []string {
-	return []string{m.callbackPath, m.logoutPath, m.profilePath, m.signedOutPath}
+	paths := []string{m.callbackPath, m.logoutPath, m.profilePath, m.signedOutPath, m.signInPath}
+	if m.appService {
+		paths = append(paths, appServiceMePath, appServiceLoginPath, appServiceLogoutPath)
+	}
+	return paths
 }
 
 // challenge starts a sign-in for a browser navigation and answers 401 to
 // anything else (API calls, fetches, non-GET requests), which could not
-// follow a redirect to the sign-in page anyway; its code says whether there
-// was no session (unauthenticated) or one that ended (session_expired).
+// follow a redirect to the sign-in page anyway, and to every request with
+// unauthenticated: 401; its code says whether there was no session
+// (unauthenticated) or one that ended (session_expired).
 func (m *Middleware) challenge(w http.ResponseWriter, r *http.Request, state sessionState) {
-	if isNavigation(r) {
+	if m.unauthenticated != unauthenticated401 && isNavigation(r) {
 		m.startLogin(w, r)
 		return
 	}

@@ -353,6 +353,9 @@ func rememberSignedIn(m *Middleware, c *cacheScope, r *http.Request, s *session.
 	}
 	if m.upstream != nil {
 		e.headers = append(e.headers, cachedHeader{name: m.upstream.header, value: []string{r.Header.Get(m.upstream.header)}})
+		if m.appService {
+			e.headers = append(e.headers, cachedHeader{name: appServiceTokenHeader, value: []string{r.Header.Get(appServiceTokenHeader)}})
+		}
 	}
 	if kept := r.Header["Cookie"]; len(kept) == 1 {
 		e.headers = append(e.headers, cachedHeader{name: "Cookie", value: []string{kept[0]}})

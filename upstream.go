@@ -70,6 +70,9 @@ func (m *Middleware) setUpstreamToken(w http.ResponseWriter, r *http.Request, s 
 		return 0, true
 	}
 	r.Header[m.upstream.header] = []string{m.upstream.format(a.token)}
+	if m.appService {
+		r.Header[appServiceTokenHeader] = []string{appServiceToken(a.token)}
+	}
 	return a.expires, false
 }
 

@@ -194,6 +194,15 @@ func TestMakeDemoLetsAliceIntoTheAdminRouterAndShowsBobA403(t *testing.T) {
 		}
 	}
 	const engineering = "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d" // cmd/devtenant's group of alice
+	// The admin router signs in with the dev tenant's certificate, no secret.
+	dyn, err := os.ReadFile(filepath.Join(d.dir, "dynamic.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := string(dyn)[strings.Index(string(dyn), "entra-admin:"):]
+	if !strings.Contains(admin, "clientCertificateFile: \""+filepath.Join(d.dir, "entra-cert.pem")) || strings.Contains(admin, "clientSecret") {
+		t.Errorf("the admin middleware does not sign in with the certificate alone:\n%s", admin)
+	}
 
 	t.Run("alice passes on the admin host", func(t *testing.T) {
 		page := newClient(t, d.certs).pickAccount(d.url(d.adminHost, "/"), "alice@contoso.example")

@@ -60,3 +60,42 @@ func (a ClientAssertion) SetClientAuth(ctx context.Context, form url.Values) err
 	form.Set("client_assertion", jwt)
 	return nil
 }
+
+// SignedAssertion authenticates with a client assertion the application
+// signs itself (certificate credentials, private_key_jwt), whose audience
+// is the token endpoint it is sent to: Sign is called with that endpoint
+// for every token request, and must return a fresh assertion each time.
+type SignedAssertion struct {
+	Sign func(ctx context.Context, audience string) (string, error)
+}
+
+// SetClientAuth is not enough for a SignedAssertion, which must know the
+// token endpoint: the client calls setClientAuthFor instead.
+func (a SignedAssertion) SetClientAuth(ctx context.Context, form url.Values) error {
+	return errors.New("entraid: a signed client assertion needs the token endpoint")
+}
+
+// setClientAuthFor sets client_assertion_type and an assertion signed for
+// tokenEndpoint.
+func (a SignedAssertion) setClientAuthFor(ctx context.Context, form url.Values, tokenEndpoint string) error {
+	if a.Sign == nil {
+		return errors.New("entraid: signed client assertion has no signer")
+	}
+	jwt, err := a.Sign(ctx, tokenEndpoint)
+	if err != nil {
+		return fmt.Errorf("entraid: client assertion: %w", err)
+	}
+	form.Set("client_assertion_type", ClientAssertionType)
+	form.Set("client_assertion", jwt)
+	return nil
+}
+
+// setClientAuth authenticates a token request to tokenEndpoint with
+// credential.
+func setClientAuth(ctx context.Context, credential Credential, form url.Values, tokenEndpoint string) error {
+	// A type assertion to the concrete type: Yaegi follows those reliably.
+	if sa, ok := credential.(SignedAssertion); ok {
+		return sa.setClientAuthFor(ctx, form, tokenEndpoint)
+	}
+	return credential.SetClientAuth(ctx, form)
+}

@@ -116,7 +116,7 @@ var hints = map[int]string{
 	700211:  "No federated identity credential on the app matches the assertion's issuer. Set the credential's Issuer to the assertion's iss exactly, trailing slash included (for Kubernetes: the cluster's OIDC issuer URL).",
 	700212:  "No federated identity credential on the app matches the assertion's audience. The assertion's aud must be api://AzureADTokenExchange; for Kubernetes, mount a projected service account token with audience api://AzureADTokenExchange instead of the default token, whose audience is the API server.",
 	700024:  "The client assertion is expired or not yet valid. Check this server's clock and that the assertion source hands out fresh tokens.",
-	700027:  "The client assertion's signature did not verify against the issuer's keys. Check that the federated credential's Issuer publishes the key the token was signed with.",
+	700027:  "The client assertion's signature or key was refused. With clientCertificateFile: upload the certificate in the file to the app registration (Certificates & secrets; compare the thumbprints) and keep the key made with it in the file. With clientAssertion: check that the federated credential's Issuer publishes the key the token was signed with.",
 	90002:   "The tenant was not found. Check tenantID, and authorityHost for sovereign clouds.",
 	65001:   "The app lacks consent for the requested scopes. Have an administrator grant consent in the app registration's API permissions.",
 	50105:   "The user is not assigned to the app, and the app requires assignment. Assign the user or one of their groups in Enterprise applications > Users and groups.",

@@ -152,7 +152,7 @@ func (c *Client) redeem(ctx context.Context, form url.Values) (*Token, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.credential.SetClientAuth(ctx, form); err != nil {
+	if err := setClientAuth(ctx, c.credential, form, md.TokenEndpoint); err != nil {
 		return nil, err
 	}
 	status, body, err := c.post(ctx, md.TokenEndpoint, form)

@@ -1,5 +1,7 @@
 // Package jwt parses, verifies and signs compact JSON Web Signatures (RFC 7515)
-// with RS256, the only algorithm Microsoft Entra ID uses for ID tokens.
+// with RS256, the only algorithm Microsoft Entra ID uses for ID tokens, and
+// PS256, which Entra ID recommends for the client assertions an application
+// signs with its certificate.
 //
 // It is deliberately small: one algorithm, no key negotiation, claims as a
 // plain map. Parse only decodes; nothing in a token can be trusted before
@@ -41,6 +43,11 @@ type Header struct {
 	Alg string
 	Kid string
 	Typ string
+	// X5t and X5tS256 are the certificate thumbprints x5t (SHA-1) and
+	// x5t#S256 (SHA-256), base64url, that name the key of a client
+	// assertion signed with a certificate.
+	X5t     string
+	X5tS256 string
 	// Nonce reports whether a "nonce" header is present. Microsoft Graph
 	// access tokens carry one; they are hashed before signing and cannot be
 	// verified by anyone but Graph.
@@ -96,7 +103,7 @@ func Parse(raw string) (*Token, error) {
 	for _, f := range []struct {
 		name string
 		dst  *string
-	}{{"alg", &t.Header.Alg}, {"kid", &t.Header.Kid}, {"typ", &t.Header.Typ}} {
+	}{{"alg", &t.Header.Alg}, {"kid", &t.Header.Kid}, {"typ", &t.Header.Typ}, {"x5t", &t.Header.X5t}, {"x5t#S256", &t.Header.X5tS256}} {
 		v, ok := h[f.name]
 		if !ok {
 			continue
@@ -164,6 +171,25 @@ func (t *Token) VerifyRS256(key *rsa.PublicKey) error {
 	}
 	sum := sha256.Sum256([]byte(t.signingInput))
 	if err := rsa.VerifyPKCS1v15(key, crypto.SHA256, sum[:], t.signature); err != nil {
+		return fmt.Errorf("%w: %v", ErrSignature, err)
+	}
+	return nil
+}
+
+// pssOptions are RFC 7518's for PS256: a salt as long as the hash.
+var pssOptions = &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: crypto.SHA256}
+
+// VerifyPS256 checks the signature with RSASSA-PSS over SHA-256, refusing
+// any alg other than exactly "PS256" before touching the key.
+func (t *Token) VerifyPS256(key *rsa.PublicKey) error {
+	if t.Header.Alg != "PS256" {
+		return fmt.Errorf("%w: alg %q, want PS256", ErrAlgorithm, t.Header.Alg)
+	}
+	if key == nil {
+		return fmt.Errorf("%w: no key", ErrSignature)
+	}
+	sum := sha256.Sum256([]byte(t.signingInput))
+	if err := rsa.VerifyPSS(key, crypto.SHA256, sum[:], t.signature, pssOptions); err != nil {
 		return fmt.Errorf("%w: %v", ErrSignature, err)
 	}
 	return nil
@@ -245,6 +271,34 @@ func SignWithHeader(key *rsa.PrivateKey, header map[string]interface{}, claims m
 	}
 	sum := sha256.Sum256([]byte(input))
 	sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, sum[:])
+	if err != nil {
+		return "", fmt.Errorf("jwt: sign: %v", err)
+	}
+	return input + "." + rawURL.EncodeToString(sig), nil
+}
+
+// SignPS256 signs claims with RSASSA-PSS over SHA-256 (salt as long as the
+// hash) under header, whose alg it sets to PS256.
+func SignPS256(key *rsa.PrivateKey, header map[string]interface{}, claims map[string]interface{}) (string, error) {
+	if key == nil {
+		return "", errors.New("jwt: sign: no key")
+	}
+	full := map[string]interface{}{}
+	for k, v := range header {
+		full[k] = v
+	}
+	full["alg"] = "PS256"
+	h, err := json.Marshal(full)
+	if err != nil {
+		return "", fmt.Errorf("jwt: header: %v", err)
+	}
+	c, err := json.Marshal(claims)
+	if err != nil {
+		return "", fmt.Errorf("jwt: claims: %v", err)
+	}
+	input := rawURL.EncodeToString(h) + "." + rawURL.EncodeToString(c)
+	sum := sha256.Sum256([]byte(input))
+	sig, err := rsa.SignPSS(rand.Reader, key, crypto.SHA256, sum[:], pssOptions)
 	if err != nil {
 		return "", fmt.Errorf("jwt: sign: %v", err)
 	}

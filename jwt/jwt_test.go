@@ -1,6 +1,7 @@
 package jwt
 
 import (
+	"crypto"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
@@ -335,4 +336,59 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw string) {
 		checkParse(t, good, raw)
 	})
+}
+
+func TestPS256(t *testing.T) {
+	claims := map[string]interface{}{"iss": "app", "sub": "app"}
+	signed, err := SignPS256(testKey, map[string]interface{}{"alg": "RS256", "typ": "JWT", "x5t#S256": "s256", "x5t": "sha1"}, claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := Parse(signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Header.Alg != "PS256" || tok.Header.X5tS256 != "s256" || tok.Header.X5t != "sha1" {
+		t.Errorf("header %+v, want alg PS256 whatever the caller wrote, and both thumbprints", tok.Header)
+	}
+	// What any RFC 7518 verifier does: RSASSA-PSS, SHA-256, MGF1 SHA-256,
+	// a salt as long as the hash.
+	parts := strings.Split(signed, ".")
+	sig, _ := base64.RawURLEncoding.DecodeString(parts[2])
+	sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if err := rsa.VerifyPSS(&testKey.PublicKey, crypto.SHA256, sum[:], sig, &rsa.PSSOptions{SaltLength: 32}); err != nil {
+		t.Errorf("not an RFC 7518 PS256 signature: %v", err)
+	}
+	tampered := parts[0] + "." + b64(map[string]interface{}{"iss": "other", "sub": "app"}) + "." + parts[2]
+	tests := []struct {
+		name  string
+		token string
+		key   *rsa.PublicKey
+		rs256 bool
+		want  error
+	}{
+		{"the signer's key verifies it", signed, &testKey.PublicKey, false, nil},
+		{"another key does not", signed, &otherKey.PublicKey, false, ErrSignature},
+		{"no key does not", signed, nil, false, ErrSignature},
+		{"a changed payload does not", tampered, &testKey.PublicKey, false, ErrSignature},
+		{"VerifyRS256 refuses a PS256 token", signed, &testKey.PublicKey, true, ErrAlgorithm},
+		{"VerifyPS256 refuses an RS256 token", mustSign(t, claims), &testKey.PublicKey, false, ErrAlgorithm},
+	}
+	for _, tt := range tests {
+		tt := tt
+		t.Run(tt.name, func(t *testing.T) {
+			tok, err := Parse(tt.token)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.rs256 {
+				err = tok.VerifyRS256(tt.key)
+			} else {
+				err = tok.VerifyPS256(tt.key)
+			}
+			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+		})
+	}
 }

@@ -105,6 +105,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 authority_line=""
+admin_credential=""
 lifetime=${DEMO_LIFETIME:-1h}
 upstream_scope=${ENTRA_UPSTREAM_SCOPE:-}
 if [ -n "${ENTRA_TENANT_ID:-}${ENTRA_CLIENT_ID:-}${ENTRA_CLIENT_SECRET:-}" ]; then
@@ -130,10 +131,16 @@ else
 	for uri in $(redirect_uris "$HOST") $(redirect_uris "$ADMIN_HOST"); do
 		uris+=(-redirect-uri "$uri")
 	done
+	# The admin router signs in with a certificate instead of the secret
+	# (clientCertificateFile): the dev tenant makes one and trusts it.
+	rm -f "$DEMO/entra-cert.pem"
 	"$DEMO/bin/devtenant" -addr "127.0.0.1:$TENANT_PORT" -tenant-id "$tenant_id" \
-		-client-id "$client_id" -client-secret "$client_secret" "${uris[@]}" >"$DEMO/devtenant.log" 2>&1 &
+		-client-id "$client_id" -client-secret "$client_secret" -certificate-file "$DEMO/entra-cert.pem" \
+		"${uris[@]}" >"$DEMO/devtenant.log" 2>&1 &
 	started "the dev tenant" "$DEMO/devtenant.log"
 	wait_for 15 "the dev tenant" port_open "$TENANT_PORT"
+	wait_for 15 "the dev tenant's certificate" test -s "$DEMO/entra-cert.pem"
+	admin_credential="clientCertificateFile: \"$DEMO/entra-cert.pem\""
 	authority_line="  authorityHost: \"http://127.0.0.1:$TENANT_PORT\""
 	# Short sessions, so that renewal shows within minutes, and an access
 	# token of the user for the dev tenant's demo API, for the app.
@@ -172,13 +179,14 @@ accessLog:
   filePath: "$DEMO/access.log"
 EOF
 
-# plugin_config INDENT: the plugin block both middlewares share.
+# plugin_config INDENT [CREDENTIAL]: the plugin block both middlewares
+# share; CREDENTIAL replaces the client secret file.
 plugin_config() {
 	sed "s/^/$1/" <<EOF
 microsoftEntraID:
   tenantID: "$tenant_id"
   clientID: "$client_id"
-  clientSecretFile: "$DEMO/client-secret"
+  ${2:-clientSecretFile: \"$DEMO/client-secret\"}
 $authority_line
 session:
   secretFile: "$DEMO/session-secret"
@@ -205,7 +213,7 @@ if [ -n "$admin_group" ]; then
 	admin_middleware="    entra-admin:
       plugin:
         entraauth:
-$(plugin_config '          ')
+$(plugin_config '          ' "$admin_credential")
           allowedGroups: [\"$admin_group\"]"
 fi
 

@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/tfa-plugin/entraauth/entraid/entraidtest"
 )
@@ -62,6 +63,7 @@ func main() {
 	clientID := flag.String("client-id", devClientID, "client ID of the one registered application")
 	clientSecret := flag.String("client-secret", devClientSecret, "client secret of the application")
 	signIn := flag.String("sign-in", "", "sign this user (preferred username) in without showing the sign-in page")
+	certificateFile := flag.String("certificate-file", "", "write a new certificate and its private key (PEM) to this file and upload the certificate to the app: a credential for clientCertificateFile")
 	var registered redirectURIs
 	flag.Var(&registered, "redirect-uri", "a redirect URI registered on the app (repeat the flag): sign-ins must use one, end-session returns only to one")
 	flag.Parse()
@@ -78,6 +80,11 @@ func main() {
 		RedirectURIs: registered,
 	})
 	defer tenant.Close()
+	if *certificateFile != "" {
+		if err := writeCertificate(tenant, *certificateFile); err != nil {
+			log.Fatal(err)
+		}
+	}
 	api := tenant.AddAPI(entraidtest.API{IdentifierURI: demoAPI, Scopes: []string{"Demo.Read"}, TokenVersion: 2})
 
 	fmt.Printf("Dev tenant (a fake Microsoft Entra ID) at %s\n", tenant.URL)
@@ -85,6 +92,9 @@ func main() {
 	fmt.Printf("  tenantID:      %s\n", tenant.TenantID)
 	fmt.Printf("  clientID:      %s\n", tenant.ClientID)
 	fmt.Printf("  clientSecret:  %s\n", tenant.ClientSecret)
+	if *certificateFile != "" {
+		fmt.Printf("  certificate:   %s (clientCertificateFile)\n", *certificateFile)
+	}
 	fmt.Printf("  issuer:        %s\n", tenant.Issuer())
 	fmt.Printf("  API:           %s (client ID %s), scope %s/.default\n", api.IdentifierURI, api.ClientID, api.IdentifierURI)
 	fmt.Println("  users:")
@@ -99,4 +109,21 @@ func main() {
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
 	<-stop
+}
+
+// writeCertificate makes a certificate for the app, as `openssl req -x509`
+// and `az ad app credential reset --cert` would: the file gets the
+// certificate and its key, the app registration the certificate. It is
+// written to a temporary name and renamed, so that the plugin never reads
+// half of it.
+func writeCertificate(tenant *entraidtest.Tenant, path string) error {
+	certPEM, both := entraidtest.NewCertificate("entraauth demo", time.Now().Add(-time.Hour), time.Now().Add(365*24*time.Hour))
+	if _, err := tenant.UploadCertificate(tenant.ClientID, certPEM); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, both, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }

@@ -4,8 +4,9 @@
 // The fake speaks the v2 endpoints the way Entra ID does, down to the JSON
 // shapes, AADSTS codes, trace IDs and redirects: discovery, JWKS (with key
 // rotation), authorize (with a clickable sign-in page), token
-// (authorization code with PKCE, client secrets, client assertions from
-// federated issuers, and the client-credentials hop of workload identity)
+// (authorization code with PKCE, client secrets, certificate credentials
+// (certificate.go), client assertions from federated issuers, and the
+// client-credentials hop of workload identity)
 // and logout. Faults can be injected per endpoint.
 package entraidtest
 
@@ -129,6 +130,11 @@ type Tenant struct {
 	refreshSerial      int
 	states             map[string]*userState
 	apis               []API
+
+	// certificates are the apps' uploaded certificates, and usedJTIs the
+	// jti of every certificate assertion until it expires (certificate.go).
+	certificates []*uploadedCertificate
+	usedJTIs     map[string]time.Time
 }
 
 type signingKey struct {
@@ -156,6 +162,7 @@ func NewTenant(opts Options) *Tenant {
 		issuerKeys:   map[string]jwt.KeySet{},
 		codes:        map[string]*authCode{},
 		apps:         map[string]string{},
+		usedJTIs:     map[string]time.Time{},
 
 		refreshTokens: map[string]*refreshGrant{},
 		states:        map[string]*userState{},

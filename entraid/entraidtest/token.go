@@ -106,7 +106,7 @@ func (t *Tenant) authenticate(r *http.Request, form url.Values) (string, *stsErr
 		if form.Get("client_assertion_type") != clientAssertionType {
 			return "", stsErr(http.StatusBadRequest, "invalid_request", 900144, "The request body must contain the following parameter: 'client_assertion_type' with the value '"+clientAssertionType+"'.")
 		}
-		if err := t.checkAssertion(assertion); err != nil {
+		if err := t.checkAssertion(assertion, clientID, tokenEndpointURL(r)); err != nil {
 			return "", err
 		}
 		return clientID, nil
@@ -114,15 +114,20 @@ func (t *Tenant) authenticate(r *http.Request, form url.Values) (string, *stsErr
 	return "", stsErr(http.StatusUnauthorized, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
 }
 
-// checkAssertion accepts a client assertion the way Entra ID matches it
-// against federated identity credentials: issuer, signature, lifetime,
-// audience api://AzureADTokenExchange, then issuer and subject together.
-// Tokens this tenant minted verify with its own keys; their subject must
-// still be registered with TrustFederatedIssuer(t.Issuer(), nil, subject).
-func (t *Tenant) checkAssertion(raw string) *stsError {
+// checkAssertion accepts a client assertion of clientID posted to
+// endpoint: one the app signed with its certificate (iss and sub the
+// client ID: certificate.go), or one it matches against federated identity
+// credentials: issuer, signature, lifetime, audience
+// api://AzureADTokenExchange, then issuer and subject together. Tokens
+// this tenant minted verify with its own keys; their subject must still be
+// registered with TrustFederatedIssuer(t.Issuer(), nil, subject).
+func (t *Tenant) checkAssertion(raw, clientID, endpoint string) *stsError {
 	tok, err := jwt.Parse(raw)
 	if err != nil {
 		return stsErr(http.StatusBadRequest, "invalid_request", 50027, "JWT token is invalid or malformed.")
+	}
+	if isCertificateAssertion(tok, clientID) {
+		return t.checkCertificateAssertion(tok, clientID, endpoint)
 	}
 	iss, sub, aud := tok.String("iss"), tok.String("sub"), tok.Strings("aud")
 	own := iss == t.Issuer()
@@ -164,6 +169,16 @@ func (t *Tenant) checkAssertion(raw string) *stsError {
 		return stsErr(http.StatusBadRequest, "invalid_request", 70021, "No matching federated identity record found for presented assertion. Assertion Issuer: '"+iss+"'. Assertion Subject: '"+sub+"'. Assertion Audience: '"+strings.Join(aud, ",")+"'. https://docs.microsoft.com/en-us/azure/active-directory/develop/workload-identity-federation")
 	}
 	return nil
+}
+
+// tokenEndpointURL is the URL r was posted to, as the tenant's own URL
+// spells it.
+func tokenEndpointURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + r.URL.Path
 }
 
 func containsString(list []string, s string) bool {
