@@ -257,15 +257,10 @@ func Sign(key *rsa.PrivateKey, kid string, claims map[string]interface{}) (strin
 // "HS256", a "nonce" header). A nil key yields an empty signature, the shape
 // of an unsecured alg "none" token.
 func SignWithHeader(key *rsa.PrivateKey, header map[string]interface{}, claims map[string]interface{}) (string, error) {
-	h, err := json.Marshal(header)
+	input, err := signingInput(header, claims)
 	if err != nil {
-		return "", fmt.Errorf("jwt: header: %v", err)
+		return "", err
 	}
-	c, err := json.Marshal(claims)
-	if err != nil {
-		return "", fmt.Errorf("jwt: claims: %v", err)
-	}
-	input := rawURL.EncodeToString(h) + "." + rawURL.EncodeToString(c)
 	if key == nil {
 		return input + ".", nil
 	}
@@ -275,6 +270,20 @@ func SignWithHeader(key *rsa.PrivateKey, header map[string]interface{}, claims m
 		return "", fmt.Errorf("jwt: sign: %v", err)
 	}
 	return input + "." + rawURL.EncodeToString(sig), nil
+}
+
+// signingInput is what a JWS signature covers: the header and the claims,
+// each as base64url JSON, joined by a dot.
+func signingInput(header, claims map[string]interface{}) (string, error) {
+	h, err := json.Marshal(header)
+	if err != nil {
+		return "", fmt.Errorf("jwt: header: %v", err)
+	}
+	c, err := json.Marshal(claims)
+	if err != nil {
+		return "", fmt.Errorf("jwt: claims: %v", err)
+	}
+	return rawURL.EncodeToString(h) + "." + rawURL.EncodeToString(c), nil
 }
 
 // SignPS256 signs claims with RSASSA-PSS over SHA-256 (salt as long as the
@@ -288,15 +297,10 @@ func SignPS256(key *rsa.PrivateKey, header map[string]interface{}, claims map[st
 		full[k] = v
 	}
 	full["alg"] = "PS256"
-	h, err := json.Marshal(full)
+	input, err := signingInput(full, claims)
 	if err != nil {
-		return "", fmt.Errorf("jwt: header: %v", err)
+		return "", err
 	}
-	c, err := json.Marshal(claims)
-	if err != nil {
-		return "", fmt.Errorf("jwt: claims: %v", err)
-	}
-	input := rawURL.EncodeToString(h) + "." + rawURL.EncodeToString(c)
 	sum := sha256.Sum256([]byte(input))
 	sig, err := rsa.SignPSS(rand.Reader, key, crypto.SHA256, sum[:], pssOptions)
 	if err != nil {
