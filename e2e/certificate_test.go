@@ -67,7 +67,7 @@ func TestACertificateSignsInAndRenewsSessionsWithoutASecret(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || resp.location() != "" {
 		t.Fatalf("past the lifetime: %s (Location %q): %.300s", resp.Status, resp.location(), resp.body)
 	}
-	if findSetCookie(resp.Cookies(), "entraauth_main") == nil || tenant.Hits(entraidtest.Refresh)-before != 1 {
+	if findSetCookie(resp.Cookies(), sessionCookieName) == nil || tenant.Hits(entraidtest.Refresh)-before != 1 {
 		t.Errorf("no renewal: %d refresh-token requests, Set-Cookie %q", tenant.Hits(entraidtest.Refresh)-before, resp.Header.Values("Set-Cookie"))
 	}
 
