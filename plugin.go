@@ -190,6 +190,7 @@ type Middleware struct {
 	logoutPath    string
 	profilePath   string
 	signedOutPath string
+	restorePath   string // the restore hop's endpoint (serveRestore)
 
 	lifetime    time.Duration
 	maxLifetime time.Duration
@@ -217,6 +218,10 @@ type Middleware struct {
 	// tid must then be the tenant ID that the domain's discovery names.
 	tenantIsDomain bool
 	cookie         session.CookieOptions // the session cookie
+	// portalCookie keeps the whole session under the portal's path, sealed
+	// under portalBinding and the session's handle (portalAAD).
+	portalCookie  session.CookieOptions
+	portalBinding string
 	// legacy is the session cookie under its name from before the __Host-
 	// prefix, whose sessions are sealed under legacyAAD; its Name is ""
 	// when there is none (see sessionCookieNames).
@@ -264,6 +269,7 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 		logoutPath:    prefix + "logout",
 		profilePath:   prefix + "profile",
 		signedOutPath: prefix + "signed-out",
+		restorePath:   prefix + "session",
 		lifetime:      s.lifetime,
 		maxLifetime:   s.maxLifetime,
 		renew:         s.renew,
@@ -300,6 +306,10 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 		MaxAge:   int(s.lifetime / time.Second),
 		SameSite: http.SameSiteLaxMode,
 	}
+	m.portalCookie = m.cookie
+	m.portalCookie.Name = s.cookies.portal
+	m.portalCookie.Path = prefix
+	m.portalBinding = session.AAD(s.cookies.portal, s.entra.AuthorityHost, s.entra.Tenant, s.entra.ClientID)
 	if s.cookies.legacy != "" {
 		m.legacy = m.cookie
 		m.legacy.Name = s.cookies.legacy
@@ -350,6 +360,9 @@ func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request) (pass boo
 			return false
 		case m.signedOutPath:
 			m.serveSignedOut(w, r)
+			return false
+		case m.restorePath:
+			m.serveRestore(w, r)
 			return false
 		}
 	}
@@ -411,7 +424,7 @@ func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request) (pass boo
 // portalPaths are the paths authorize answers itself, whatever the
 // session: passCached leaves them to it.
 func (m *Middleware) portalPaths() []string {
-	return []string{m.callbackPath, m.logoutPath, m.profilePath, m.signedOutPath}
+	return []string{m.callbackPath, m.logoutPath, m.profilePath, m.signedOutPath, m.restorePath}
 }
 
 // challenge starts a sign-in for a browser navigation and answers 401 to

@@ -122,25 +122,18 @@ func (rs *renewalStack) get(cookies []*http.Cookie, path string, header http.Hea
 	return resp, nil
 }
 
-// sessionOf opens the session cookie the browser holds.
+// sessionOf opens the session the browser holds, as a request under the
+// portal's path (where the portal cookie goes too) would.
 func (rs *renewalStack) sessionOf(t *testing.T) *session.Session {
 	t.Helper()
-	u, _ := url.Parse(rs.server.URL)
-	r := &http.Request{Header: http.Header{}}
+	u, _ := url.Parse(rs.server.URL + "/portals/main/profile")
+	r := &http.Request{Header: http.Header{}, Host: u.Host, URL: u}
 	for _, c := range rs.user.Jar.Cookies(u) {
 		r.AddCookie(c)
 	}
-	value, err := session.ReadChunked(r, rs.mw.cookie.Name)
-	if err != nil {
-		t.Fatalf("the browser has no session cookie: %v", err)
-	}
-	plain, err := rs.mw.sealer.Open(value, rs.mw.sessionAAD, rs.mw.now())
-	if err != nil {
-		t.Fatalf("the browser's session does not open: %v", err)
-	}
-	s, err := session.Unmarshal(plain)
-	if err != nil {
-		t.Fatal(err)
+	s := rs.mw.openSession(r)
+	if s == nil {
+		t.Fatal("the browser's session does not open")
 	}
 	return s
 }
