@@ -43,14 +43,15 @@ const (
 	// keeps two.
 	storeGeneration = 50000
 	// storeGenerationBytes bounds the bytes of one generation, counted
-	// as each session's encoded size plus storeEntryOverhead: users in
-	// hundreds of groups take more of it than others. At most twice this
-	// is held.
+	// by storeSize: users in hundreds of groups take more of it than
+	// others. At most twice this is held.
 	storeGenerationBytes = 32 << 20
-	// storeEntryOverhead is what a remembered session costs beyond its
-	// encoded size: the entry, its map slot, the strings' headers (see
-	// TestBytesPerRememberedSession).
+	// storeEntryOverhead and storeListItem are what a remembered session
+	// costs beyond its encoded size: the entry, its map slot and key, the
+	// session's strings' headers, and per item of its lists (a group is a
+	// string of its own), as measured by TestBytesPerRememberedSession.
 	storeEntryOverhead = 1024
+	storeListItem      = 48
 	// referencePrefix starts the plaintext of the session cookie: a
 	// sealed session (a JSON object, from before the restore hop) never
 	// does.
@@ -85,7 +86,12 @@ func (m *Middleware) sealSession(s *session.Session) (*sealedSession, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &sealedSession{handle: handle, reference: ref, full: full, size: len(plain) + storeEntryOverhead}, nil
+	return &sealedSession{handle: handle, reference: ref, full: full, size: storeSize(s, len(plain))}, nil
+}
+
+// storeSize is what s, encoded in encoded bytes, costs in the store.
+func storeSize(s *session.Session, encoded int) int {
+	return encoded + storeEntryOverhead + storeListItem*(len(s.Groups)+len(s.Roles)+len(s.Claims))
 }
 
 // portalAAD is what the portal cookie of handle is sealed under: the
@@ -137,7 +143,7 @@ func (m *Middleware) rememberedSession(r *http.Request, handle string, now time.
 	if err != nil || now.Unix() >= m.sessionEnd(s) || signedOut.ended(m.sessionAAD, s) || !m.ownTenant(r, s) {
 		return nil, false
 	}
-	m.remember(handle, s, len(plain)+storeEntryOverhead)
+	m.remember(handle, s, storeSize(s, len(plain)))
 	return s, false
 }
 
