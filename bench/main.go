@@ -786,9 +786,12 @@ func drivePromised(ctx context.Context, cert *certificate, up *upstream, ep *ent
 }
 
 // sealSessions makes n valid session cookies of n different users, sealed
-// as the plugin seals them (same secret, bound to the cookie and the app by
-// aad, session.AAD): signing in n times through the tenant would take
-// minutes.
+// as the plugin sealed them before it kept sessions in memory (same
+// secret, bound to the cookie and the app by aad, session.AAD): signing in
+// n times through the tenant would take minutes. The plugin moves each
+// into its memory on every request with it, as on the first request after
+// the upgrade, so the memory check fills the session store (bounded; see
+// the readme's "Where the session lives").
 func sealSessions(secret, cookieName, aad, tenantID string, n int) ([]string, error) {
 	sealer, err := session.NewSealer(secret, nil)
 	if err != nil {
