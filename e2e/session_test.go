@@ -361,3 +361,61 @@ func TestACookiePlantedForTheParentDomainDoesNotReplaceTheSession(t *testing.T) 
 		}
 	}
 }
+
+// A user in 200 groups with an Entra-sized refresh token carries a cookie
+// of well under 1 KB on every request; a second Traefik sharing the secret
+// restores the session through the hop (never Entra ID) and sets every
+// group; a WebSocket there gets a clear 401 until a page request brought
+// the session, and passes after.
+func TestAUserIn200GroupsCarriesASmallCookieAndAnotherTraefikRestoresIt(t *testing.T) {
+	gina := entraidtest.User{
+		OID:               "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b",
+		Name:              "Gina Example",
+		PreferredUsername: "gina@contoso.example",
+		Email:             "gina@contoso.example",
+		Groups:            manyGroups(7, 200),
+	}
+	tenant := newTenantWith(t, gina.PreferredUsername, gina)
+	tenant.SetRefreshTokenLength(1800)
+	up := newUpstream(t)
+	certs := newCerts(t)
+	cfg := dynamicConfig{
+		routes:      []route{{name: "app", hosts: []string{appHost}, middlewares: []string{authMiddleware}}},
+		middlewares: map[string]map[string]interface{}{authMiddleware: pluginConfig(tenant, sessionSecret)},
+		upstream:    up.srv.URL,
+	}
+	a := startTraefik(t, certs, cfg)
+	b := startTraefik(t, certs, cfg)
+	c := newClient(t, certs)
+
+	echo := c.signIn(a.url(appHost, "/"))
+	if n := len(strings.Split(echo.Header.Get("X-Forwarded-Groups"), ",")); n != 200 {
+		t.Errorf("A set %d groups, want 200", n)
+	}
+	u, _ := url.Parse(a.url(appHost, "/any/page"))
+	var pairs []string
+	for _, ck := range c.jar.Cookies(u) {
+		pairs = append(pairs, ck.Name+"="+ck.Value)
+	}
+	if header := strings.Join(pairs, "; "); len(header) > 1024 {
+		t.Errorf("the cookie on every request is %d bytes, want at most 1024: %.80s", len(header), header)
+	}
+
+	if ws, resp := wsOpen(t, &env{t: t, traefik: b}, c, "/ws"); ws != nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a WebSocket on B before any page request: %v, want 401 session_unavailable", resp)
+	}
+	signed, hopped := signedInThroughHop(t, c, b.url(appHost, "/reports"))
+	if !signed || !hopped {
+		t.Fatalf("on B: signed in %v through the hop %v, want both", signed, hopped)
+	}
+	echoB := c.echoed(c.do(c.request(http.MethodGet, b.url(appHost, "/reports"), apiHeader())))
+	if echoB.Header.Get("X-Forwarded-User") != gina.OID || echoB.Header.Get("X-Forwarded-Groups") != echo.Header.Get("X-Forwarded-Groups") {
+		t.Errorf("B set user %q and groups %.60q, want A's", echoB.Header.Get("X-Forwarded-User"), echoB.Header.Get("X-Forwarded-Groups"))
+	}
+	if ws, resp := wsOpen(t, &env{t: t, traefik: b}, c, "/ws"); ws == nil {
+		t.Errorf("a WebSocket on B once it holds the session: %v, want 101", resp)
+	}
+	if n := tenant.Hits("token"); n != 1 {
+		t.Errorf("token endpoint hit %d times, want the single sign-in through A", n)
+	}
+}
