@@ -366,3 +366,35 @@ func TestBytesPerRememberedSession(t *testing.T) {
 		}
 	}
 }
+
+// A renewal rewrites both cookies under a new handle and remembers the
+// renewed session; a process that forgot it restores the renewed version
+// from the portal cookie, without renewing again.
+func TestARenewalRewritesBothCookiesAndTheStore(t *testing.T) {
+	rs := newRenewalStack(t, alice, nil)
+	before := rs.sessionOf(t)
+	rs.advance(rs.mw.lifetime + time.Minute)
+	resp, body := rs.send(t, http.MethodGet, "/page", apiCall())
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the renewing request: %d %q", resp.StatusCode, body)
+	}
+	set := map[string]string{}
+	for _, c := range resp.Cookies() {
+		if c.MaxAge > 0 {
+			set[c.Name] = c.Path
+		}
+	}
+	if set["__Host-entraauth_main"] != "/" || set["entraauth_main_full"] != "/portals/main/" {
+		t.Fatalf("the renewal set %v, want both cookies", set)
+	}
+	renewed := rs.sessionOf(t)
+	if renewed.IssuedAt <= before.IssuedAt || renewed.ID != before.ID {
+		t.Fatalf("the remembered session was issued at %d (before %d), ID kept %v", renewed.IssuedAt, before.IssuedAt, renewed.ID == before.ID)
+	}
+	tokens := rs.tenant.Hits("token")
+	forgetEverySession()
+	restored := rs.sessionOf(t)
+	if restored.IssuedAt != renewed.IssuedAt || rs.tenant.Hits("token") != tokens {
+		t.Errorf("restored from the portal cookie: issued at %d, want the renewed %d; token requests %d -> %d", restored.IssuedAt, renewed.IssuedAt, tokens, rs.tenant.Hits("token"))
+	}
+}
