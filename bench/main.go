@@ -726,6 +726,14 @@ func memoryCheck(ctx context.Context, o *options, s *site, dir string, up *upstr
 		return nil, err
 	}
 	defer tr.stop()
+	// This Traefik never saw the sign-in of cookie, and the load carries
+	// no portal cookie for the restore hop: a sign-in of its own
+	// (before the upstream checks its requests).
+	si, err := pluginSignIn(ctx, s.cert, plugin, cookieName)
+	if err != nil {
+		return nil, fmt.Errorf("memory check: %v", err)
+	}
+	lines = o.requestLines(si.cookie)
 	up.expect(plugin.port, "Traefik + plugin", expectation{identity: aliceHeaders, cookie: kept, checkCookie: true})
 	if err := measure(tr, "Traefik + plugin, started"); err != nil {
 		return nil, err
