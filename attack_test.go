@@ -1103,7 +1103,7 @@ func attacks() []attack {
 	for _, order := range []string{"planted first", "planted last"} {
 		order := order
 		list = append(list, attack{"session fixation: an old-name cookie planted for the parent domain does not replace the victim's __Host- session, " + order, func(t *testing.T, a *arena) {
-			victim := "__Host-entraauth_main=" + a.seal(aliceSession(), hostAAD, time.Now().Add(time.Hour))
+			victim := sessionCookie(t, a.guarded, aliceSession())
 			planted := "entraauth_main=" + a.seal(attackerSession(), legacyAAD, time.Now().Add(time.Hour))
 			cookie := planted + "; " + victim
 			if order == "planted last" {
@@ -1266,11 +1266,11 @@ func newArena(t *testing.T) *arena {
 	}
 	big := aliceSession()
 	big.Groups = groups
-	a.chunks = splitCookies(sessionCookie(t, a.guarded, big))
+	a.chunks = splitCookies(oldSessionCookie(t, a.guarded, big))
 	big2 := aliceSession()
 	big2.Groups = groups
 	big2.IssuedAt = 1
-	a.other = splitCookies(sessionCookie(t, a.guarded, big2))
+	a.other = splitCookies(oldSessionCookie(t, a.guarded, big2))
 	if len(a.chunks) != 3 || len(a.other) != 3 {
 		t.Fatalf("the large session takes %d and %d cookies, want 3", len(a.chunks), len(a.other))
 	}

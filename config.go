@@ -533,6 +533,10 @@ func validateSession(c Session, s *settings) error {
 type cookieNames struct {
 	// session names the session cookie; its chunks add _1, _2, ...
 	session string
+	// portal names the portal cookie, which keeps the whole session
+	// under the portal's path (see remembered). Its Path forbids the
+	// __Host- prefix; it is sealed under its session cookie's handle.
+	portal string
 	// legacy is the session cookie's name from before the __Host- prefix,
 	// or "" when it did not change: a session under it is still opened when
 	// no session cookie came, then moved to the new name and deleted.
@@ -569,7 +573,7 @@ const (
 // most maxLifetime).
 func sessionCookieNames(configured, cookieDomain string, insecure bool) cookieNames {
 	base := strings.TrimPrefix(configured, hostPrefix)
-	names := cookieNames{session: configured, login: base + "_login_", signedOut: base + "_signedout"}
+	names := cookieNames{session: configured, portal: base + "_full", login: base + "_login_", signedOut: base + "_signedout"}
 	if cookieDomain == "" && !insecure && !strings.HasPrefix(configured, hostPrefix) && !strings.HasPrefix(configured, securePrefix) {
 		names.session = hostPrefix + configured
 		names.legacy = configured

@@ -12,22 +12,39 @@ import (
 // openSession returns the signed-in user's session, or nil when there is
 // none or it is expired, signed out, tampered with, sealed with an unknown
 // secret or issued for another app, cloud or tenant: all of which simply
-// mean "sign in again".
+// mean "sign in again". It is also nil for a session this process does not
+// remember, outside the portal's path (see remembered).
 //
-// A session it opened once comes from the session cache afterwards (never
-// past its end), and is shared: callers must not modify it.
+// The session is shared: callers must not modify it.
 func (m *Middleware) openSession(r *http.Request) *session.Session {
 	s, _ := m.openSessionCookie(r)
 	return s
 }
 
-// openSessionCookie is openSession, and reports whether the session came
-// under the session cookie's legacy name (from before the __Host- prefix),
-// which the caller moves to the new name (moveSession). The legacy name is
-// read only when r carries no session cookie at all: a cookie that a
-// sibling subdomain planted under the old name for the parent domain never
-// overrides the __Host- one, valid or not.
-func (m *Middleware) openSessionCookie(r *http.Request) (*session.Session, bool) {
+// cookieKind says where openSessionCookie found a session.
+type cookieKind int
+
+const (
+	// cookieNone: no session, or one that does not open.
+	cookieNone cookieKind = iota
+	// cookieRemembered: the session cookie names a session this process
+	// remembers (or restored from the portal cookie).
+	cookieRemembered
+	// cookieAway: the session cookie names a session this process does not
+	// remember, and r does not carry the portal cookie: the restore hop
+	// brings it (takeRestoreHop).
+	cookieAway
+	// cookieOld: a whole session in the session cookie (before the
+	// restore hop) or under its legacy name (before the __Host- prefix),
+	// which the caller moves to the new cookies (moveSession).
+	cookieOld
+)
+
+// openSessionCookie is openSession, and says where the session came from.
+// The legacy name is read only when r carries no session cookie at all: a
+// cookie that a sibling subdomain planted under the old name for the
+// parent domain never overrides the __Host- one, valid or not.
+func (m *Middleware) openSessionCookie(r *http.Request) (*session.Session, cookieKind) {
 	// One assignment per statement: Yaegi can mix up parallel ones.
 	aad := m.sessionAAD
 	legacy := false
@@ -38,28 +55,30 @@ func (m *Middleware) openSessionCookie(r *http.Request) (*session.Session, bool)
 		value, err = session.ReadChunked(r, m.legacy.Name)
 	}
 	if err != nil || value == "" {
-		return nil, false
+		return nil, cookieNone
 	}
 	now := m.now()
-	key := sessionCachePrefix(m, aad) + value
-	if e := sessions.get(key); e != nil {
-		if now.Unix() >= m.sessionEnd(e.session) {
-			return nil, false
-		}
-		return e.session, legacy
-	}
 	plain, err := m.sealer.Open(value, aad, now)
 	if err != nil {
-		return nil, false
+		return nil, cookieNone
+	}
+	if handle, ok := referenceHandle(plain); ok && !legacy {
+		s, away := m.rememberedSession(r, handle, now)
+		switch {
+		case s != nil:
+			return s, cookieRemembered
+		case away:
+			return nil, cookieAway
+		}
+		return nil, cookieNone
 	}
 	s, err := session.Unmarshal(plain)
 	// A signed-out session is named under the app's binding whatever
 	// cookie name carried it: a move to the __Host- name keeps its ID.
 	if err != nil || now.Unix() >= m.sessionEnd(s) || signedOut.ended(m.sessionAAD, s) || !m.ownTenant(r, s) {
-		return nil, false
+		return nil, cookieNone
 	}
-	sessions.put(key, &cacheEntry{sealer: m.sealer, session: s, expires: s.Expires, ref: sessionRef(m.sessionAAD, s), signedIn: s.AuthTime})
-	return s, legacy
+	return s, cookieOld
 }
 
 // carriesSession reports whether r carries a session cookie, under either
@@ -75,20 +94,24 @@ func (m *Middleware) carriesSession(r *http.Request) bool {
 	return err == nil
 }
 
-// moveSession seals s, opened from the legacy cookie, under the session
-// cookie's name; setSessionCookie deletes the legacy one.
+// moveSession seals s, opened from an older cookie (cookieOld), into the
+// session and portal cookies; setSessionCookies deletes the legacy one.
 func (m *Middleware) moveSession(w http.ResponseWriter, r *http.Request, s *session.Session, now time.Time) {
 	if err := m.writeSession(w, r, s, now); err != nil {
-		m.log.Printf("cannot move the session of %s to the cookie %s: %v", s.OID, m.cookie.Name, err)
+		m.log.Printf("cannot move the session of %s to the cookies %s and %s: %v", s.OID, m.cookie.Name, m.portalCookie.Name, err)
 	}
 }
 
-// clearSession deletes the session cookie, under both names, with every
-// chunk r carries, and the sign-in binding cookie (bindLogin) when r
-// carries it: a session that ends leaves no cookie of the plugin behind (a
-// sign-in that starts on the same response sets the binding again, after).
+// clearSession deletes the session cookie, under both names, and the
+// portal cookie, with every chunk r carries, and the sign-in binding
+// cookie (bindLogin) when r carries it: a session that ends leaves no
+// cookie of the plugin behind (a sign-in that starts on the same response
+// sets the binding again, after). The portal cookie's chunks reach only
+// requests under the portal's path; elsewhere its first cookie goes,
+// without which the others open nothing and expire with the session.
 func (m *Middleware) clearSession(w http.ResponseWriter, r *http.Request) {
 	session.ClearChunked(w.Header(), r, m.cookie)
+	session.ClearChunked(w.Header(), r, m.portalCookie)
 	m.clearLegacySession(w, r)
 	if m.loginBinding == "" || r == nil {
 		return
@@ -130,35 +153,37 @@ func (m *Middleware) ownTenant(r *http.Request, s *session.Session) bool {
 	return strings.EqualFold(s.TID, tid)
 }
 
-// writeSession seals s into the session cookie (split into chunks when
-// large), which the browser keeps until s expires.
+// writeSession seals s into the session and portal cookies, which the
+// browser keeps until s expires, and remembers it in this process.
 func (m *Middleware) writeSession(w http.ResponseWriter, r *http.Request, s *session.Session, now time.Time) error {
 	sealed, err := m.sealSession(s)
 	if err != nil {
 		return err
 	}
-	return m.setSessionCookie(w, r, s, sealed, now)
+	return m.setSessionCookies(w, r, s, sealed, now)
 }
 
-// setSessionCookie sets the sealed session s, which the browser keeps
-// until s expires.
-func (m *Middleware) setSessionCookie(w http.ResponseWriter, r *http.Request, s *session.Session, sealed string, now time.Time) error {
-	opts := m.cookie
-	opts.MaxAge = int(s.Expires - now.Unix())
-	if err := session.SetChunked(w.Header(), r, opts, sealed); err != nil {
+// setSessionCookies sets the cookies of the sealed session s, which the
+// browser keeps until s expires, and remembers s in this process under
+// their handle. Nothing is set when the portal cookie does not fit.
+func (m *Middleware) setSessionCookies(w http.ResponseWriter, r *http.Request, s *session.Session, sealed *sealedSession, now time.Time) error {
+	full := m.portalCookie
+	full.MaxAge = int(s.Expires - now.Unix())
+	h := http.Header{}
+	if err := session.SetChunked(h, r, full, sealed.full); err != nil {
 		return err
 	}
-	m.clearLegacySession(w, r)
-	return nil
-}
-
-// sealSession seals s for the session cookie, bound to this app.
-func (m *Middleware) sealSession(s *session.Session) (string, error) {
-	plain, err := s.Marshal()
-	if err != nil {
-		return "", err
+	ref := m.cookie
+	ref.MaxAge = full.MaxAge
+	if err := session.SetChunked(h, r, ref, sealed.reference); err != nil {
+		return err
 	}
-	return m.sealer.Seal(plain, m.sessionAAD, time.Unix(s.Expires, 0))
+	for _, line := range h["Set-Cookie"] {
+		w.Header().Add("Set-Cookie", line)
+	}
+	m.clearLegacySession(w, r)
+	m.remember(sealed.handle, s, sealed.size)
+	return nil
 }
 
 // stripOwnCookies removes the plugin's cookies from the request, so that
@@ -198,7 +223,7 @@ func (m *Middleware) stripOwnCookies(r *http.Request) {
 }
 
 func (m *Middleware) isOwnCookie(name string) bool {
-	return session.IsChunkName(m.cookie.Name, name) || strings.HasPrefix(name, m.loginPrefix) ||
+	return session.IsChunkName(m.cookie.Name, name) || session.IsChunkName(m.portalCookie.Name, name) || strings.HasPrefix(name, m.loginPrefix) ||
 		m.legacy.Name != "" && session.IsChunkName(m.legacy.Name, name) ||
 		m.loginBinding != "" && name == m.loginBinding
 }

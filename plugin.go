@@ -213,7 +213,8 @@ type Middleware struct {
 	// allow (unauthenticated.go).
 	unauthenticated string
 	// appService: appServiceHeaders (appservice.go).
-	appService bool
+	appService  bool
+	restorePath string // the restore hop's endpoint (serveRestore)
 
 	lifetime    time.Duration
 	maxLifetime time.Duration
@@ -244,6 +245,10 @@ type Middleware struct {
 	// tid must then be the tenant ID that the domain's discovery names.
 	tenantIsDomain bool
 	cookie         session.CookieOptions // the session cookie
+	// portalCookie keeps the whole session under the portal's path, sealed
+	// under portalBinding and the session's handle (portalAAD).
+	portalCookie  session.CookieOptions
+	portalBinding string
 	// legacy is the session cookie under its name from before the __Host-
 	// prefix, whose sessions are sealed under legacyAAD; its Name is ""
 	// when there is none (see sessionCookieNames).
@@ -296,6 +301,7 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 		profilePath:   prefix + "profile",
 		signedOutPath: prefix + "signed-out",
 		signInPath:    prefix + "sign-in",
+		restorePath:   prefix + "session",
 		lifetime:      s.lifetime,
 		maxLifetime:   s.maxLifetime,
 		renew:         s.renew,
@@ -337,6 +343,10 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 		MaxAge:   int(s.lifetime / time.Second),
 		SameSite: http.SameSiteLaxMode,
 	}
+	m.portalCookie = m.cookie
+	m.portalCookie.Name = s.cookies.portal
+	m.portalCookie.Path = prefix
+	m.portalBinding = session.AAD(s.cookies.portal, s.entra.AuthorityHost, s.entra.Tenant, s.entra.ClientID)
 	if s.cookies.legacy != "" {
 		m.legacy = m.cookie
 		m.legacy.Name = s.cookies.legacy
@@ -390,6 +400,8 @@ func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request) (pass boo
 			return false
 		case m.signInPath:
 			m.serveSignIn(w, r)
+		case m.restorePath:
+			m.serveRestore(w, r)
 			return false
 		}
 	}
@@ -464,7 +476,7 @@ func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request) (pass boo
 // portalPaths are the paths authorize answers itself, whatever the
 // session: passCached leaves them to it.
 func (m *Middleware) portalPaths() []string {
-	paths := []string{m.callbackPath, m.logoutPath, m.profilePath, m.signedOutPath, m.signInPath}
+	paths := []string{m.callbackPath, m.logoutPath, m.profilePath, m.signedOutPath, m.signInPath, m.restorePath}
 	if m.appService {
 		paths = append(paths, appServiceMePath, appServiceLoginPath, appServiceLogoutPath)
 	}

@@ -319,7 +319,7 @@ func TestASessionFromBeforeTheHostPrefixIsMovedToIt(t *testing.T) {
 		}()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			old := sessionCookie(t, before, tc.session)
+			old := oldSessionCookie(t, before, tc.session)
 			if !strings.HasPrefix(old, "entraauth_main=") {
 				t.Fatalf("the old cookie: %.40q", old)
 			}
@@ -342,6 +342,8 @@ func TestASessionFromBeforeTheHostPrefixIsMovedToIt(t *testing.T) {
 					deleted[c.Name] = true
 				case strings.HasPrefix(c.Name, "__Host-entraauth_main") && c.Secure && c.Path == "/" && c.Domain == "" && c.HttpOnly:
 					moved = append(moved, c.Name+"="+c.Value)
+				case strings.HasPrefix(c.Name, "entraauth_main_full") && c.Secure && c.Path == "/portals/main/" && c.Domain == "" && c.HttpOnly:
+					// The whole session, for the restore hop.
 				default:
 					t.Errorf("unexpected cookie %s", c)
 				}

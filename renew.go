@@ -51,12 +51,11 @@ const (
 	sessionEnded
 	// sessionValid: the session may be used.
 	sessionValid
-	// sessionRenewed: the session was renewed (or moved from its legacy
-	// cookie name) on this request; the
-	// response carries the new cookie.
+	// sessionRenewed: the session was renewed (or moved from an older
+	// cookie) on this request; the response carries the new cookies.
 	sessionRenewed
 	// requestAnswered: the request got an error page (Entra ID unreachable
-	// past the grace period, a broken app credential).
+	// past the grace period, a broken app credential) or the restore hop.
 	requestAnswered
 )
 
@@ -88,8 +87,12 @@ func (m *Middleware) sessionEnd(s *session.Session) int64 {
 // currentSession returns r's session, renewed on this request when its
 // lifetime is over, and what it found.
 func (m *Middleware) currentSession(w http.ResponseWriter, r *http.Request) (*session.Session, sessionState) {
-	s, legacy := m.openSessionCookie(r)
+	s, kind := m.openSessionCookie(r)
 	if s == nil {
+		if kind == cookieAway {
+			m.takeRestoreHop(w, r)
+			return nil, requestAnswered
+		}
 		if m.carriesSession(r) {
 			return nil, sessionEnded
 		}
@@ -97,10 +100,10 @@ func (m *Middleware) currentSession(w http.ResponseWriter, r *http.Request) (*se
 	}
 	now := m.now()
 	if now.Unix() < m.renewAt(s) {
-		if legacy {
-			// A session from before the __Host- prefix: the response moves
-			// it, like a renewal, and the fast path does not remember the
-			// old cookie.
+		if kind == cookieOld {
+			// A session from before the restore hop or the __Host- prefix:
+			// the response moves it, like a renewal, and the fast path does
+			// not remember the old cookie.
 			m.moveSession(w, r, s, now)
 			return s, sessionRenewed
 		}
@@ -113,7 +116,7 @@ func (m *Middleware) currentSession(w http.ResponseWriter, r *http.Request) (*se
 // that needed it.
 type renewal struct {
 	session *session.Session // the renewed session...
-	sealed  string           // ...sealed for the cookie
+	sealed  *sealedSession   // ...sealed for the cookies
 	refused string           // why Entra ID refused: the session ends
 	problem *problem         // why Entra ID could not be used now
 }
@@ -136,7 +139,7 @@ func (m *Middleware) renewSession(w http.ResponseWriter, r *http.Request, s *ses
 	}
 	switch {
 	case rn.session != nil:
-		if err := m.setSessionCookie(w, r, rn.session, rn.sealed, now); err != nil {
+		if err := m.setSessionCookies(w, r, rn.session, rn.sealed, now); err != nil {
 			m.log.Printf("cannot set the renewed session of %s: %v", s.OID, err)
 		}
 		return rn.session, sessionRenewed

@@ -125,25 +125,18 @@ func (rs *renewalStack) get(cookies []*http.Cookie, path string, header http.Hea
 	return resp, nil
 }
 
-// sessionOf opens the session cookie the browser holds.
+// sessionOf opens the session the browser holds, as a request under the
+// portal's path (where the portal cookie goes too) would.
 func (rs *renewalStack) sessionOf(t *testing.T) *session.Session {
 	t.Helper()
-	u, _ := url.Parse(rs.server.URL)
-	r := &http.Request{Header: http.Header{}}
+	u, _ := url.Parse(rs.server.URL + "/portals/main/profile")
+	r := &http.Request{Header: http.Header{}, Host: u.Host, URL: u}
 	for _, c := range rs.user.Jar.Cookies(u) {
 		r.AddCookie(c)
 	}
-	value, err := session.ReadChunked(r, rs.mw.cookie.Name)
-	if err != nil {
-		t.Fatalf("the browser has no session cookie: %v", err)
-	}
-	plain, err := rs.mw.sealer.Open(value, rs.mw.sessionAAD, rs.mw.now())
-	if err != nil {
-		t.Fatalf("the browser's session does not open: %v", err)
-	}
-	s, err := session.Unmarshal(plain)
-	if err != nil {
-		t.Fatal(err)
+	s := rs.mw.openSession(r)
+	if s == nil {
+		t.Fatal("the browser's session does not open")
 	}
 	return s
 }
@@ -483,7 +476,8 @@ func TestTheFastPathNeverServesASessionPastItsRenewalTime(t *testing.T) {
 }
 
 // Entra ID's refresh tokens are opaque and often 1.5 to 2 KB, sometimes
-// more: the session cookie holding one must stay within a few cookies.
+// more: the portal cookie holding one must stay within a few cookies (the
+// session cookie holds a handle: TestTheCookieOnEveryRequestStaysSmall).
 func TestSessionCookieSizeWithRealisticRefreshTokens(t *testing.T) {
 	for _, tc := range []struct {
 		tokenLength int
@@ -497,15 +491,15 @@ func TestSessionCookieSizeWithRealisticRefreshTokens(t *testing.T) {
 		st.tenant.SetRefreshTokenLength(tc.tokenLength)
 		c := st.browser()
 		st.signIn(c)
-		u, _ := url.Parse(st.server.URL)
+		u, _ := url.Parse(st.server.URL + "/portals/main/session")
 		total, chunks := 0, 0
 		for _, ck := range c.Jar.Cookies(u) {
-			if session.IsChunkName(st.mw.cookie.Name, ck.Name) {
+			if session.IsChunkName(st.mw.portalCookie.Name, ck.Name) {
 				total += len(ck.Name) + 1 + len(ck.Value)
 				chunks++
 			}
 		}
-		t.Logf("a refresh token of %d characters: session cookie %d bytes in %d cookie(s)", tc.tokenLength, total, chunks)
+		t.Logf("a refresh token of %d characters: portal cookie %d bytes in %d cookie(s)", tc.tokenLength, total, chunks)
 		if chunks == 0 || chunks > tc.maxChunks {
 			t.Errorf("a refresh token of %d characters takes %d cookies, want at most %d", tc.tokenLength, chunks, tc.maxChunks)
 		}

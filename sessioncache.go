@@ -34,9 +34,9 @@ var sessions = newSessionCache(cacheGeneration, cacheGenerationBytes)
 const (
 	// cacheGeneration bounds the entries of one generation: the cache keeps
 	// at most two generations, the current one and the previous one. A
-	// signed-in user takes two entries (the Cookie header's outcome and the
-	// opened session), about 1 KB under Yaegi: the cache stays under 5 MB
-	// and serves about 2000 users at once.
+	// signed-in user takes one entry per Cookie header (the outcome; the
+	// session itself is in remembered), about 1 KB under Yaegi: the cache
+	// stays under 5 MB and serves 2000 users or more at once.
 	cacheGeneration = 2048
 	// cacheGenerationBytes bounds the key bytes (mostly Cookie headers) of
 	// one generation, so that large chunked cookies cannot blow the bound.
@@ -46,15 +46,15 @@ const (
 	maxCachedKey = 16 << 10
 )
 
-// cacheEntry is what the cache remembers under a key: the outcome of one
-// signed-in request (under the request prefix) or one opened session
-// cookie (under the session prefix).
+// cacheEntry is what a cache remembers under a key: the outcome of one
+// signed-in request (in sessions) or one session under its handle (in
+// remembered).
 type cacheEntry struct {
 	// sealer opened the session. The entry holds it, so that the sealer's
 	// address, which is part of every key it was cached under, cannot be
 	// reused for another sealer while the entry lives.
 	sealer *session.Sealer
-	// session is the opened session (session entries only), shared by
+	// session is the remembered session (remembered only), shared by
 	// every caller of openSession: read only.
 	session *session.Session
 	// expires is the session's end (Unix seconds): the entry is never served
@@ -76,6 +76,9 @@ type cacheEntry struct {
 	// put refuses entries of a signed-out one.
 	ref      string
 	signedIn int64
+	// size is what the entry costs beyond its key, counted against the
+	// cache's byte bound (remembered sessions; 0 elsewhere).
+	size int
 }
 
 // cachedHeader is one header passCached sets. value has one element and
@@ -97,9 +100,9 @@ type sessionCache struct {
 	mu       sync.Mutex
 	current  map[string]*cacheEntry
 	previous map[string]*cacheEntry
-	bytes    int // key bytes in current
+	bytes    int // key and entry bytes in current
 	limit    int // entries per generation
-	maxBytes int // key bytes per generation
+	maxBytes int // key and entry bytes per generation
 }
 
 func newSessionCache(limit, maxBytes int) *sessionCache {
@@ -171,17 +174,18 @@ func (c *sessionCache) forget(ref string) {
 }
 
 func (c *sessionCache) addLocked(key string, e *cacheEntry) {
-	if _, ok := c.current[key]; ok {
+	if old, ok := c.current[key]; ok {
 		c.current[key] = e
+		c.bytes += e.size - old.size
 		return
 	}
-	if len(c.current) >= c.limit || c.bytes+len(key) > c.maxBytes {
+	if len(c.current) >= c.limit || c.bytes+len(key)+e.size > c.maxBytes {
 		c.previous = c.current
 		c.current = map[string]*cacheEntry{}
 		c.bytes = 0
 	}
 	c.current[key] = e
-	c.bytes += len(key)
+	c.bytes += len(key) + e.size
 }
 
 // len is the number of entries, both generations.
@@ -272,12 +276,12 @@ func refuseCached(m *Middleware, r *http.Request) bool {
 	return m.api != nil && len(r.Header["Authorization"]) > 0 || m.exclusions.match(r)
 }
 
-// sessionCachePrefix starts the keys of m's opened session cookies sealed
-// under aad (m.sessionAAD, or m.legacyAAD): the sealer (see newCacheScope)
-// and the sealed value's additional data, which names the cookie and binds
-// it to the app registration. Middlewares that share them open the same
-// cookie alike, except for their lifetimes, which openSession applies to
-// every hit (sessionEnd).
+// sessionCachePrefix starts the keys of m's remembered sessions (see
+// remembered) sealed under aad (m.sessionAAD): the sealer (see
+// newCacheScope) and the sealed value's additional data, which names the
+// cookie and binds it to the app registration. Middlewares that share them
+// open the same sessions alike, except for their lifetimes, which
+// openSession applies to every hit (sessionEnd).
 func sessionCachePrefix(m *Middleware, aad string) string {
 	return fmt.Sprintf("s%p:%q:", m.sealer, aad)
 }

@@ -98,13 +98,17 @@ func (l *signedOutList) len() int {
 }
 
 // endSession signs s out for good in this process: it is remembered as
-// ended, and the session cache forgets every outcome it served for it, so
-// that the fast path refuses it too.
+// ended, the session cache forgets every outcome it served for it, so that
+// the fast path refuses it too. The store refuses its handles from then on
+// (rememberedSession), without a walk through every remembered session: a
+// copy of the session cookie is refused here at once, not sent through
+// the restore hop.
 func (m *Middleware) endSession(s *session.Session) {
 	ref := sessionRef(m.sessionAAD, s)
 	if signedOut.add(m.sessionAAD, s, m.now()) {
 		m.log.Printf("more than %d signed-out sessions are remembered: every session signed in until now has ended in this Traefik process", maxSignedOut)
 		sessions.forget("")
+		remembered.forget("")
 		return
 	}
 	sessions.forget(ref)

@@ -726,6 +726,14 @@ func memoryCheck(ctx context.Context, o *options, s *site, dir string, up *upstr
 		return nil, err
 	}
 	defer tr.stop()
+	// This Traefik never saw the sign-in of cookie, and the load carries
+	// no portal cookie for the restore hop: a sign-in of its own
+	// (before the upstream checks its requests).
+	si, err := pluginSignIn(ctx, s.cert, plugin, cookieName)
+	if err != nil {
+		return nil, fmt.Errorf("memory check: %v", err)
+	}
+	lines = o.requestLines(si.cookie)
 	up.expect(plugin.port, "Traefik + plugin", expectation{identity: aliceHeaders, cookie: kept, checkCookie: true})
 	if err := measure(tr, "Traefik + plugin, started"); err != nil {
 		return nil, err
@@ -786,9 +794,12 @@ func drivePromised(ctx context.Context, cert *certificate, up *upstream, ep *ent
 }
 
 // sealSessions makes n valid session cookies of n different users, sealed
-// as the plugin seals them (same secret, bound to the cookie and the app by
-// aad, session.AAD): signing in n times through the tenant would take
-// minutes.
+// as the plugin sealed them before it kept sessions in memory (same
+// secret, bound to the cookie and the app by aad, session.AAD): signing in
+// n times through the tenant would take minutes. The plugin moves each
+// into its memory on every request with it, as on the first request after
+// the upgrade, so the memory check fills the session store (bounded; see
+// the readme's "Where the session lives").
 func sealSessions(secret, cookieName, aad, tenantID string, n int) ([]string, error) {
 	sealer, err := session.NewSealer(secret, nil)
 	if err != nil {

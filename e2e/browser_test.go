@@ -2,11 +2,14 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tfa-plugin/entraauth/entraid/entraidtest"
 )
 
 // clickUserScript clicks the control on the tenant's sign-in page that
@@ -184,4 +187,62 @@ func TestBrowserPagesSayWhatHappened(t *testing.T) {
 		}
 		page.check("Try again", fmt.Sprintf(`(() => { const a = Array.from(document.querySelectorAll('a')).find(a => a.innerText === 'Try again'); return !a ? 'no link' : a.href === %q || a.href; })()`, e.traefik.url(appHost, "/")))
 	})
+}
+
+// A real browser signed in through one Traefik, as a user in 200 groups,
+// is served by a second Traefik sharing the secret that never saw the
+// session: a navigation takes the restore hop unseen, and so does a fetch
+// POST from the page once B rotated its secret (a new sealer remembers
+// nothing); Entra ID is not asked again.
+func TestBrowserKeepsItsSessionOnASecondTraefikThroughTheRestoreHop(t *testing.T) {
+	hana := entraidtest.User{
+		OID:               "6f7a8b9c-0d1e-4f2a-9b3c-4d5e6f7a8b9c",
+		Name:              "Hana Example",
+		PreferredUsername: "hana@contoso.example",
+		Email:             "hana@contoso.example",
+		Groups:            manyGroups(9, 200),
+	}
+	tenant := newTenantWith(t, hana.PreferredUsername, hana)
+	tenant.SetRefreshTokenLength(1800)
+	up := newUpstream(t)
+	certs := newCerts(t)
+	cfg := dynamicConfig{
+		routes:      []route{{name: "app", hosts: []string{appHost}, middlewares: []string{authMiddleware}}},
+		middlewares: map[string]map[string]interface{}{authMiddleware: pluginConfig(tenant, sessionSecret)},
+		upstream:    up.srv.URL,
+	}
+	a := startTraefik(t, certs, cfg)
+	b := startTraefik(t, certs, cfg)
+	page := startChromium(t)
+
+	start := a.url(appHost, "/hello")
+	page.navigate(start)
+	page.waitUntil("the app on A, signed in", 30*time.Second, func(s pageState) bool {
+		return s.URL == start && strings.Contains(s.Text, hana.OID)
+	})
+	authorizes, tokens := tenant.Hits("authorize"), tenant.Hits("token")
+
+	// Cookies ignore the port: B gets A's cookies, as behind a load
+	// balancer, but not the session.
+	other := b.url(appHost, "/reports?year=2026")
+	page.navigate(other)
+	onB := page.waitUntil("the app on B", 30*time.Second, func(s pageState) bool {
+		return s.URL == other && strings.Contains(s.Text, hana.OID)
+	})
+	if n := strings.Count(onB.Text, manyGroups(9, 200)[199]); n == 0 {
+		t.Errorf("B did not set the user's groups: %.300s", onB.Text)
+	}
+	rotated := pluginConfig(tenant, "the-rotated-session-secret-0123456789-qrstuvwxyz")
+	sessionSettings(rotated)["previousSecrets"] = []string{sessionSecret}
+	b.reload(dynamicConfig{routes: cfg.routes, middlewares: map[string]map[string]interface{}{authMiddleware: rotated}, upstream: cfg.upstream})
+	var fetched echoed
+	if err := page.eval(`fetch("/api/items", {method: "POST", headers: {"Content-Type": "application/json", "Accept": "application/json"}, body: "{}"}).then(r => r.json())`, &fetched); err != nil {
+		t.Fatalf("a fetch POST on B: %v", err)
+	}
+	if fetched.Method != http.MethodPost || fetched.Path != "/api/items" || fetched.Header.Get("X-Forwarded-User") != hana.OID {
+		t.Errorf("a fetch POST on B reached the upstream as %s %s for %q", fetched.Method, fetched.Path, fetched.Header.Get("X-Forwarded-User"))
+	}
+	if tenant.Hits("authorize") != authorizes || tenant.Hits("token") != tokens {
+		t.Errorf("B asked Entra ID: authorize %d -> %d, token %d -> %d", authorizes, tenant.Hits("authorize"), tokens, tenant.Hits("token"))
+	}
 }

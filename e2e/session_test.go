@@ -19,15 +19,33 @@ const shortLifetime = time.Minute
 // served (200) rather than refused (401).
 func signedIn(t *testing.T, c *client, rawURL string) bool {
 	t.Helper()
+	signed, _ := signedInThroughHop(t, c, rawURL)
+	return signed
+}
+
+// signedInThroughHop is signedIn, following the restore hop as a browser
+// does (a Traefik process that does not remember the session sends it
+// through /portals/main/session), and reports whether it did.
+func signedInThroughHop(t *testing.T, c *client, rawURL string) (signed, hopped bool) {
+	t.Helper()
 	resp := c.do(c.request(http.MethodGet, rawURL, apiHeader()))
+	if resp.StatusCode == http.StatusTemporaryRedirect && strings.HasPrefix(resp.location(), "/portals/main/session?rd=") {
+		u, _ := url.Parse(rawURL)
+		back := c.do(c.request(http.MethodGet, u.Scheme+"://"+u.Host+resp.location(), apiHeader()))
+		if back.StatusCode != http.StatusTemporaryRedirect || back.location() != u.RequestURI() {
+			t.Fatalf("the restore hop for %s answered %s to %q, want 307 back", rawURL, back.Status, back.location())
+		}
+		hopped = true
+		resp = c.do(c.request(http.MethodGet, rawURL, apiHeader()))
+	}
 	switch resp.StatusCode {
 	case http.StatusOK:
-		return true
+		return true, hopped
 	case http.StatusUnauthorized:
-		return false
+		return false, hopped
 	}
 	t.Fatalf("GET %s: got %s, want 200 or 401: %.300s", rawURL, resp.Status, resp.body)
-	return false
+	return false, false
 }
 
 // logoutRequest is the POST the plugin's sign-out button sends.
@@ -209,8 +227,10 @@ func TestSessionOpensOnEveryInstanceSharingTheSecretAcrossRotation(t *testing.T)
 	c := newClient(t, certs)
 
 	c.signIn(a.url(appHost, "/"))
-	// Cookies do not depend on the port: the jar sends A's cookie to B, as a
-	// browser would behind a load balancer.
+	// Cookies do not depend on the port: the jar sends A's cookies to B, as
+	// a browser would behind a load balancer. B does not remember the
+	// session: the first request takes the restore hop, which reads the
+	// portal cookie (Path /portals/main/), never Entra ID.
 	original, err := c.cookie(a.url(appHost, "/"), sessionCookieName)
 	if err != nil {
 		t.Fatal(err)
@@ -234,8 +254,12 @@ func TestSessionOpensOnEveryInstanceSharingTheSecretAcrossRotation(t *testing.T)
 			b.reload(s.cfg)
 		}
 		restore()
-		if got := signedIn(t, c, b.url(appHost, "/")); got != s.wantSigned {
+		got, hopped := signedInThroughHop(t, c, b.url(appHost, "/"))
+		if got != s.wantSigned {
 			t.Errorf("%s: signed in = %v, want %v", s.name, got, s.wantSigned)
+		}
+		if got && !hopped {
+			t.Errorf("%s: B served a session it never saw without the restore hop", s.name)
 		}
 		if s.wantSigned {
 			echo := c.echoed(c.do(c.request(http.MethodGet, b.url(appHost, "/"), apiHeader())))
@@ -335,5 +359,63 @@ func TestACookiePlantedForTheParentDomainDoesNotReplaceTheSession(t *testing.T) 
 		if c := strings.Join(echo.Header.Values("Cookie"), "; "); strings.Contains(c, "entraauth_") {
 			t.Errorf("%s: the plugin's cookies reached the upstream: %q", path, c)
 		}
+	}
+}
+
+// A user in 200 groups with an Entra-sized refresh token carries a cookie
+// of well under 1 KB on every request; a second Traefik sharing the secret
+// restores the session through the hop (never Entra ID) and sets every
+// group; a WebSocket there gets a clear 401 until a page request brought
+// the session, and passes after.
+func TestAUserIn200GroupsCarriesASmallCookieAndAnotherTraefikRestoresIt(t *testing.T) {
+	gina := entraidtest.User{
+		OID:               "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b",
+		Name:              "Gina Example",
+		PreferredUsername: "gina@contoso.example",
+		Email:             "gina@contoso.example",
+		Groups:            manyGroups(7, 200),
+	}
+	tenant := newTenantWith(t, gina.PreferredUsername, gina)
+	tenant.SetRefreshTokenLength(1800)
+	up := newUpstream(t)
+	certs := newCerts(t)
+	cfg := dynamicConfig{
+		routes:      []route{{name: "app", hosts: []string{appHost}, middlewares: []string{authMiddleware}}},
+		middlewares: map[string]map[string]interface{}{authMiddleware: pluginConfig(tenant, sessionSecret)},
+		upstream:    up.srv.URL,
+	}
+	a := startTraefik(t, certs, cfg)
+	b := startTraefik(t, certs, cfg)
+	c := newClient(t, certs)
+
+	echo := c.signIn(a.url(appHost, "/"))
+	if n := len(strings.Split(echo.Header.Get("X-Forwarded-Groups"), ",")); n != 200 {
+		t.Errorf("A set %d groups, want 200", n)
+	}
+	u, _ := url.Parse(a.url(appHost, "/any/page"))
+	var pairs []string
+	for _, ck := range c.jar.Cookies(u) {
+		pairs = append(pairs, ck.Name+"="+ck.Value)
+	}
+	if header := strings.Join(pairs, "; "); len(header) > 1024 {
+		t.Errorf("the cookie on every request is %d bytes, want at most 1024: %.80s", len(header), header)
+	}
+
+	if ws, resp := wsOpen(t, &env{t: t, traefik: b}, c, "/ws"); ws != nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a WebSocket on B before any page request: %v, want 401 session_unavailable", resp)
+	}
+	signed, hopped := signedInThroughHop(t, c, b.url(appHost, "/reports"))
+	if !signed || !hopped {
+		t.Fatalf("on B: signed in %v through the hop %v, want both", signed, hopped)
+	}
+	echoB := c.echoed(c.do(c.request(http.MethodGet, b.url(appHost, "/reports"), apiHeader())))
+	if echoB.Header.Get("X-Forwarded-User") != gina.OID || echoB.Header.Get("X-Forwarded-Groups") != echo.Header.Get("X-Forwarded-Groups") {
+		t.Errorf("B set user %q and groups %.60q, want A's", echoB.Header.Get("X-Forwarded-User"), echoB.Header.Get("X-Forwarded-Groups"))
+	}
+	if ws, resp := wsOpen(t, &env{t: t, traefik: b}, c, "/ws"); ws == nil {
+		t.Errorf("a WebSocket on B once it holds the session: %v, want 101", resp)
+	}
+	if n := tenant.Hits("token"); n != 1 {
+		t.Errorf("token endpoint hit %d times, want the single sign-in through A", n)
 	}
 }
