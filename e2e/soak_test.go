@@ -152,10 +152,20 @@ func (a *sessionAger) age(jar http.CookieJar, rawURL string) error {
 		if err != nil {
 			continue
 		}
+		if handle, ok := strings.CutPrefix(string(plain), "h:"); ok {
+			// The cookie names the session by its handle: the whole
+			// session is in the portal cookie, sealed under the handle.
+			if plain, err = a.portalSession(jar, u, c.Name, handle, now); err != nil {
+				return err
+			}
+		}
 		s, err := session.Unmarshal(plain)
 		if err != nil {
 			return err
 		}
+		// Sealed whole under the session cookie's name, the form of a
+		// session from before the handle: the plugin reads it once and
+		// moves it, aged, into a new handle and portal cookie.
 		s.IssuedAt = now.Add(-soakLifetime - time.Second).Unix()
 		b, err := s.Marshal()
 		if err != nil {
@@ -174,6 +184,26 @@ func (a *sessionAger) age(jar http.CookieJar, rawURL string) error {
 		return nil
 	}
 	return fmt.Errorf("no session cookie opens among %d cookies", len(jar.Cookies(u)))
+}
+
+// portalSession opens the portal cookie (Path /portals/main/) that holds
+// the whole session of handle, for the session cookie named name.
+func (a *sessionAger) portalSession(jar http.CookieJar, app *url.URL, name, handle string, now time.Time) ([]byte, error) {
+	portal := strings.TrimPrefix(name, "__Host-") + "_full"
+	pu, err := app.Parse("/portals/main/session")
+	if err != nil {
+		return nil, err
+	}
+	r := &http.Request{Header: http.Header{}}
+	for _, c := range jar.Cookies(pu) {
+		r.AddCookie(c)
+	}
+	value, err := session.ReadChunked(r, portal)
+	if err != nil {
+		return nil, fmt.Errorf("the portal cookie %s: %v", portal, err)
+	}
+	aad := session.AAD(portal, a.tenant.URL, a.tenant.TenantID, a.tenant.ClientID) + "\x00" + handle
+	return a.sealer.Open(value, aad, now)
 }
 
 // exchange sends one request and reads the answer; requests counts it.
