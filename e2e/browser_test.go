@@ -202,17 +202,7 @@ func TestBrowserKeepsItsSessionOnASecondTraefikThroughTheRestoreHop(t *testing.T
 		Email:             "hana@contoso.example",
 		Groups:            manyGroups(9, 200),
 	}
-	tenant := newTenantWith(t, hana.PreferredUsername, hana)
-	tenant.SetRefreshTokenLength(1800)
-	up := newUpstream(t)
-	certs := newCerts(t)
-	cfg := dynamicConfig{
-		routes:      []route{{name: "app", hosts: []string{appHost}, middlewares: []string{authMiddleware}}},
-		middlewares: map[string]map[string]interface{}{authMiddleware: pluginConfig(tenant, sessionSecret)},
-		upstream:    up.srv.URL,
-	}
-	a := startTraefik(t, certs, cfg)
-	b := startTraefik(t, certs, cfg)
+	tenant, up, _, a, b := twoTraefiksFor(t, hana)
 	page := startChromium(t)
 
 	start := a.url(appHost, "/hello")
@@ -234,7 +224,7 @@ func TestBrowserKeepsItsSessionOnASecondTraefikThroughTheRestoreHop(t *testing.T
 	}
 	rotated := pluginConfig(tenant, "the-rotated-session-secret-0123456789-qrstuvwxyz")
 	sessionSettings(rotated)["previousSecrets"] = []string{sessionSecret}
-	b.reload(dynamicConfig{routes: cfg.routes, middlewares: map[string]map[string]interface{}{authMiddleware: rotated}, upstream: cfg.upstream})
+	b.reload(dynamicConfig{routes: []route{{name: "app", hosts: []string{appHost}, middlewares: []string{authMiddleware}}}, middlewares: map[string]map[string]interface{}{authMiddleware: rotated}, upstream: up.srv.URL})
 	var fetched echoed
 	if err := page.eval(`fetch("/api/items", {method: "POST", headers: {"Content-Type": "application/json", "Accept": "application/json"}, body: "{}"}).then(r => r.json())`, &fetched); err != nil {
 		t.Fatalf("a fetch POST on B: %v", err)

@@ -362,6 +362,23 @@ func TestACookiePlantedForTheParentDomainDoesNotReplaceTheSession(t *testing.T) 
 	}
 }
 
+// twoTraefiksFor starts a tenant whose one user is user (an Entra-sized
+// refresh token), an upstream, and two Traefik processes with the same
+// plugin configuration and secret, as two replicas.
+func twoTraefiksFor(t *testing.T, user entraidtest.User) (*entraidtest.Tenant, *upstream, *testCerts, *traefik, *traefik) {
+	t.Helper()
+	tenant := newTenantWith(t, user.PreferredUsername, user)
+	tenant.SetRefreshTokenLength(1800)
+	up := newUpstream(t)
+	certs := newCerts(t)
+	cfg := dynamicConfig{
+		routes:      []route{{name: "app", hosts: []string{appHost}, middlewares: []string{authMiddleware}}},
+		middlewares: map[string]map[string]interface{}{authMiddleware: pluginConfig(tenant, sessionSecret)},
+		upstream:    up.srv.URL,
+	}
+	return tenant, up, certs, startTraefik(t, certs, cfg), startTraefik(t, certs, cfg)
+}
+
 // A user in 200 groups with an Entra-sized refresh token carries a cookie
 // of well under 1 KB on every request; a second Traefik sharing the secret
 // restores the session through the hop (never Entra ID) and sets every
@@ -375,17 +392,7 @@ func TestAUserIn200GroupsCarriesASmallCookieAndAnotherTraefikRestoresIt(t *testi
 		Email:             "gina@contoso.example",
 		Groups:            manyGroups(7, 200),
 	}
-	tenant := newTenantWith(t, gina.PreferredUsername, gina)
-	tenant.SetRefreshTokenLength(1800)
-	up := newUpstream(t)
-	certs := newCerts(t)
-	cfg := dynamicConfig{
-		routes:      []route{{name: "app", hosts: []string{appHost}, middlewares: []string{authMiddleware}}},
-		middlewares: map[string]map[string]interface{}{authMiddleware: pluginConfig(tenant, sessionSecret)},
-		upstream:    up.srv.URL,
-	}
-	a := startTraefik(t, certs, cfg)
-	b := startTraefik(t, certs, cfg)
+	tenant, _, certs, a, b := twoTraefiksFor(t, gina)
 	c := newClient(t, certs)
 
 	echo := c.signIn(a.url(appHost, "/"))
