@@ -247,14 +247,7 @@ func TestFlightGroupRemembersAResultFromTheEndOfTheWork(t *testing.T) {
 // until the work wakes them (under Yaegi too, with sync.Cond).
 func TestFlightGroupWakesManyWaitersWhenTheWorkEnds(t *testing.T) {
 	g := newFlightGroup(16)
-	release := make(chan struct{})
-	started := make(chan struct{})
-	go g.do(context.Background(), "slow", time.Now, func() (interface{}, time.Duration) {
-		close(started)
-		<-release
-		return "done", time.Second
-	})
-	<-started
+	release := startSlowWork(g, "slow", "done")
 	const n = 300
 	results := make(chan interface{}, n)
 	for i := 0; i < n; i++ {
@@ -276,6 +269,20 @@ func TestFlightGroupWakesManyWaitersWhenTheWorkEnds(t *testing.T) {
 	if w := g.waiting("slow"); w != 0 {
 		t.Errorf("%d waiters left", w)
 	}
+}
+
+// startSlowWork starts work for key in g that returns result once release
+// is closed, and returns when the work runs.
+func startSlowWork(g *flightGroup, key string, result interface{}) chan struct{} {
+	release := make(chan struct{})
+	started := make(chan struct{})
+	go g.do(context.Background(), key, time.Now, func() (interface{}, time.Duration) {
+		close(started)
+		<-release
+		return result, time.Second
+	})
+	<-started
+	return release
 }
 
 // waitFor polls cond until it holds, failing the test after 10 s: tests
@@ -300,14 +307,7 @@ func BenchmarkWaitersOfASlowFlight(b *testing.B) {
 	const waiters = 500
 	for i := 0; i < b.N; i++ {
 		g := newFlightGroup(16)
-		release := make(chan struct{})
-		started := make(chan struct{})
-		go g.do(context.Background(), "slow", time.Now, func() (interface{}, time.Duration) {
-			close(started)
-			<-release
-			return "done", time.Second
-		})
-		<-started
+		release := startSlowWork(g, "slow", "done")
 		var wg sync.WaitGroup
 		for j := 0; j < waiters; j++ {
 			wg.Add(1)

@@ -323,7 +323,7 @@ func (m *Middleware) serveSignedOut(w http.ResponseWriter, r *http.Request) {
 	if note == nil {
 		host := html.EscapeString(r.Host)
 		if s := m.openSession(r); s != nil {
-			writePage(w, http.StatusOK, "Signed in", "<p>You are signed in to "+host+" as "+html.EscapeString(firstNonEmpty(s.PreferredUsername, s.Name, s.OID))+".</p>"+
+			writePage(w, http.StatusOK, "Signed in", "<p>You are signed in to "+host+" as "+html.EscapeString(signedInAs(s))+".</p>"+
 				`<p><a class=button href="`+html.EscapeString(m.logoutPath)+`">Sign out</a></p>`)
 			return
 		}
@@ -566,14 +566,4 @@ func traceID(s string) string {
 		id = id[:j]
 	}
 	return id
-}
-
-// firstNonEmpty returns the first of values that is not empty.
-func firstNonEmpty(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

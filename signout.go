@@ -51,14 +51,14 @@ func sessionRef(aad string, s *session.Session) string {
 	return digest("signed out\x00" + aad + "\x00" + s.TID + "\x00" + s.OID + "\x00" + strconv.FormatInt(s.AuthTime, 10) + "\x00" + s.ID)
 }
 
-// add ends s for the app aad until s.Expires. It reports whether the list
-// overflowed: full of sessions that have not ended yet, it ends every
+// add ends s for the app aad until s.Expires, and returns the name it
+// keeps s under (sessionRef). It reports whether the list overflowed: full of sessions that have not ended yet, it ends every
 // session signed in until now rather than forget a sign-out (users sign in
 // again, usually without a prompt: Entra ID still knows them), and
 // empties itself. A flood of sign-outs costs sign-ins, never a copied
 // session that works again.
-func (l *signedOutList) add(aad string, s *session.Session, now time.Time) (overflowed bool) {
-	ref := sessionRef(aad, s)
+func (l *signedOutList) add(aad string, s *session.Session, now time.Time) (ref string, overflowed bool) {
+	ref = sessionRef(aad, s)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.ends) >= l.max {
@@ -74,7 +74,7 @@ func (l *signedOutList) add(aad string, s *session.Session, now time.Time) (over
 		overflowed = true
 	}
 	l.ends[ref] = s.Expires
-	return overflowed
+	return ref, overflowed
 }
 
 // ended reports whether s has been signed out of the app aad.
@@ -104,8 +104,8 @@ func (l *signedOutList) len() int {
 // copy of the session cookie is refused here at once, not sent through
 // the restore hop.
 func (m *Middleware) endSession(s *session.Session) {
-	ref := sessionRef(m.sessionAAD, s)
-	if signedOut.add(m.sessionAAD, s, m.now()) {
+	ref, overflowed := signedOut.add(m.sessionAAD, s, m.now())
+	if overflowed {
 		m.log.Printf("more than %d signed-out sessions are remembered: every session signed in until now has ended in this Traefik process", maxSignedOut)
 		sessions.forget("")
 		remembered.forget("")

@@ -2,6 +2,7 @@ package entraauth
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/tfa-plugin/entraauth/entraid"
 	"github.com/tfa-plugin/entraauth/session"
@@ -20,7 +21,7 @@ import (
 // stepUpWindow is how soon after a step-up another refusal is taken for a
 // policy the user cannot meet (a device that must be compliant, say): an
 // error page then, never another sign-in.
-const stepUpWindow = 5 * 60 // seconds
+const stepUpWindow = 5 * time.Minute
 
 // interactionRequired reports whether Entra ID refused a token for lack of
 // an interactive sign-in that meets a policy: interaction_required, a
@@ -55,7 +56,7 @@ func (m *Middleware) stepUp(w http.ResponseWriter, r *http.Request, s *session.S
 		m.writeError(w, r, p)
 		return
 	}
-	if s.StepUpAt != 0 && m.now().Unix()-s.StepUpAt < stepUpWindow {
+	if s.StepUpAt != 0 && m.now().Sub(time.Unix(s.StepUpAt, 0)) < stepUpWindow {
 		m.log.Printf("%s signed in again for %s, and Microsoft Entra ID still refuses its access token: %s %s (trace ID %s)", s.OID, m.upstream.scope, e.Code, e.AADSTS(), e.TraceID)
 		p.Status = http.StatusForbidden
 		p.Title = "Access blocked by your organization's policy"
