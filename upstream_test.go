@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -274,5 +275,32 @@ func TestEachUserGetsTheirOwnUpstreamToken(t *testing.T) {
 	}
 	if len(tokens) != len(users) {
 		t.Errorf("%d distinct (user, token) pairs over 3 rounds, want one per user", len(tokens))
+	}
+}
+
+// The request that mints a new upstream token (the old one is due for
+// replacement) reaches the upstream as clean as any other: the user's own
+// identity and token, no spoofed identity header, no plugin cookie.
+func TestTheMintingRequestReachesTheUpstreamClean(t *testing.T) {
+	rs, _ := upstreamStack(t, entraidtest.API{IdentifierURI: "api://ledger", Scopes: []string{"Ledger.Read"}}, "")
+	u, _ := url.Parse(rs.server.URL)
+	rs.user.Jar.SetCookies(u, []*http.Cookie{{Name: "app", Value: "1"}})
+	rs.advance(56 * time.Minute)
+	refreshes := rs.tenant.Hits(entraidtest.Refresh)
+	h := apiCall()
+	h["X_Forwarded_User"] = []string{"mallory"}
+	h["X-Forwarded-User"] = []string{"mallory"}
+	h["Authorization"] = []string{"Bearer forged"}
+	resp, _ := rs.send(t, http.MethodGet, "/ledger", h)
+	if resp.StatusCode != http.StatusOK || rs.tenant.Hits(entraidtest.Refresh) != refreshes+1 {
+		t.Fatalf("got %d, %d refreshes: want the request that mints the token", resp.StatusCode, rs.tenant.Hits(entraidtest.Refresh)-refreshes)
+	}
+	up := rs.lastUpstream()
+	checkIdentityHeaderSet(t, up, alice.OID)
+	if auth := up.Get("Authorization"); auth == "Bearer forged" || !strings.HasPrefix(auth, "Bearer ") {
+		t.Errorf("the minting request reached the upstream with Authorization %.30q", auth)
+	}
+	if got := up.Values("Cookie"); len(got) != 1 || got[0] != "app=1" {
+		t.Errorf("the minting request reached the upstream with Cookie %.80q, want the app's cookie alone", got)
 	}
 }
