@@ -149,7 +149,10 @@ soak-short: tools
 # (bench/noop), Traefik with the plugin and Traefik's forwardAuth to
 # oauth2-proxy, each on its own HTTPS entry point on 127.0.0.1, loaded in
 # turn by wrk with a browser's requests (bench/main.go says why wrk), then
-# the memory check and the cost of a sign-in; BENCH_FLAGS adds flags, e.g.
+# the HTTP/2 set loaded by h2load (each route with the cookies a browser
+# sends it; users in 2, 50 and 200 groups), the plugin's cookie sizes, the
+# memory check (10k and 100k sessions) and the cost of a sign-in;
+# BENCH_FLAGS adds flags, e.g.
 # BENCH_FLAGS='-duration 20s -rounds 5 -markdown out/bench.md'. bench-smoke
 # is the short run make test does: it checks that the benchmark works and
 # that every configuration behaves (the upstream's view of each request),
@@ -161,7 +164,7 @@ OAUTH2_PROXY         := $(BIN)/oauth2-proxy
 BENCH                := $(BIN)/entraauth-bench
 BENCH_FLAGS          ?=
 
-.PHONY: bench bench-smoke bench-go bench-build wrk
+.PHONY: bench bench-smoke bench-go bench-build wrk h2load
 
 $(OAUTH2_PROXY):
 	GOBIN=$(BIN) $(GO) install github.com/oauth2-proxy/oauth2-proxy/v7@$(OAUTH2_PROXY_VERSION)
@@ -171,18 +174,24 @@ wrk:
 		echo "installing wrk from Debian"; \
 		$(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y wrk; }
 
+# h2load (nghttp2's) loads the HTTP/2 set as wrk loads the HTTP/1.1 one.
+h2load:
+	@command -v h2load >/dev/null 2>&1 || { \
+		echo "installing h2load (nghttp2-client) from Debian"; \
+		$(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y nghttp2-client; }
+
 # The bench module is separate (like e2e), so go test ./... does not run it.
 bench-build:
 	cd bench && $(GO) vet ./... && $(GO) test -count=1 ./... && $(GO) build -o $(BENCH) .
 
-bench: tools wrk $(OAUTH2_PROXY) bench-build
+bench: tools wrk h2load $(OAUTH2_PROXY) bench-build
 	$(BENCH) -repo $(CURDIR) -traefik $(TRAEFIK) -oauth2-proxy $(OAUTH2_PROXY) $(BENCH_FLAGS)
 
 # Every configuration, oauth2-proxy's included, everywhere: a smoke run
 # that passed without one would read as a check it did not make. (The
 # bench binary's -oauth2-proxy none still leaves it out by hand, never
 # with CI=true.)
-bench-smoke: tools wrk $(OAUTH2_PROXY) bench-build
+bench-smoke: tools wrk h2load $(OAUTH2_PROXY) bench-build
 	$(BENCH) -smoke -repo $(CURDIR) -traefik $(TRAEFIK) -oauth2-proxy $(OAUTH2_PROXY)
 
 bench-go: $(YAEGI)

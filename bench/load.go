@@ -302,6 +302,13 @@ func client(cert *certificate, conc int) *http.Client {
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
 }
 
+// h2Client is an HTTP/2 client of the bench's Traefiks, as a browser is:
+// ALPN h2, every request a stream of one connection.
+func h2Client(cert *certificate) *http.Client {
+	tr := &http.Transport{ForceAttemptHTTP2: true, DisableCompression: true, TLSClientConfig: cert.clientTLS()}
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
 // newRequest is a GET of rawURL with the header lines ("Name: value", as
 // given to wrk: names keep their spelling) and cookie, when not empty.
 func newRequest(ctx context.Context, rawURL string, lines []string, cookie string) *http.Request {
@@ -370,9 +377,14 @@ func drive(ctx context.Context, cert *certificate, rawURL string, lines, cookies
 // paced sends GET requests with the header lines to rawURL at a fixed rate
 // for d, from workers connections, and returns each request's latency,
 // from sending it to reading the whole answer. Below saturation, it shows
-// what a middleware adds to a request.
-func paced(ctx context.Context, cert *certificate, rawURL string, lines []string, rate int, d time.Duration, workers int) ([]time.Duration, error) {
+// what a middleware adds to a request. With h2, the workers' requests are
+// streams of one HTTP/2 connection.
+func paced(ctx context.Context, cert *certificate, rawURL string, lines []string, rate int, d time.Duration, workers int, h2 bool) ([]time.Duration, error) {
 	c := client(cert, workers)
+	want := 1
+	if h2 {
+		c, want = h2Client(cert), 2
+	}
 	defer c.CloseIdleConnections()
 	n := int(d.Seconds() * float64(rate))
 	interval := time.Second / time.Duration(rate)
@@ -395,7 +407,7 @@ func paced(ctx context.Context, cert *certificate, rawURL string, lines []string
 				}
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
+				if resp.StatusCode != http.StatusOK || resp.ProtoMajor != want {
 					failed.Add(1)
 					continue
 				}

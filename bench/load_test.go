@@ -3,6 +3,9 @@ package main
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -108,5 +111,46 @@ func TestIdentityHeaderSpellings(t *testing.T) {
 		if got := identityHeader(k); got != "" {
 			t.Errorf("%s taken for %s", k, got)
 		}
+	}
+}
+
+func TestParseH2load(t *testing.T) {
+	out := `starting benchmark...
+TLS Protocol: TLSv1.3
+Application protocol: h2
+finished in 10.01s, 5247.00 req/s, 179.48KB/s
+requests: 52520 total, 52536 started, 52520 done, 52510 succeeded, 4 failed, 3 errored, 2 timeout
+status codes: 52510 2xx, 1 3xx, 5 4xx, 2 5xx
+traffic: 358.96KB (367571) total, 41.15KB (42135) headers (space savings 95.82%), 133.22KB (136422) data
+`
+	r, err := parseH2load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.requests != 52510 || r.rps != 5247 || r.seconds != 10.01 || r.socketErrors != 9 || r.non2xx3xx != 7 {
+		t.Errorf("parsed %+v", r)
+	}
+	if _, err := parseH2load(strings.Replace(out, "Application protocol: h2", "Application protocol: http/1.1", 1)); err == nil {
+		t.Error("parsed a run over HTTP/1.1 as HTTP/2")
+	}
+	if _, err := parseH2load("starting benchmark...\nApplication protocol: h2\nNo protocol negotiated. Aborted\n"); err == nil {
+		t.Error("parsed a failed run")
+	}
+}
+
+func TestReadH2loadLog(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "log")
+	if err := os.WriteFile(name, []byte("1796207166980891\t200\t2573\n1796207166980892\t200\t900\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ls, err := readH2loadLog(name)
+	if err != nil || len(ls) != 2 || ls[0] != 2573*time.Microsecond || ls[1] != 900*time.Microsecond {
+		t.Errorf("read %v, %v", ls, err)
+	}
+	if err := os.WriteFile(name, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readH2loadLog(name); err == nil {
+		t.Error("an empty log read as a run")
 	}
 }

@@ -23,11 +23,14 @@
 // several rounds in rotating order, each request a browser's navigation
 // (Chromium's headers, the session cookie among two of the site's own;
 // -minimal sends Host and Cookie only), and the upstream checks every
-// request as it arrives. It then prints requests/s and latency, each
-// configuration's share of Traefik alone and of the do-nothing plugin,
-// Traefik's memory, a memory check (Traefik alone against Traefik with the
-// plugin after many signed-in requests and many distinct sessions) and
-// what a sign-in callback costs.
+// request as it arrives. Then the HTTP/2 set (h2.go): the same Traefik
+// loaded by h2load over HTTP/2, each route with the cookies a browser
+// sends it, for users in 2, 50 and 200 groups. It then prints requests/s
+// and latency, each configuration's share of Traefik alone and of the
+// do-nothing plugin, the plugin's cookies after sign-ins of users in 2 to
+// 200 groups (cookies.go), Traefik's memory, a memory check (Traefik alone
+// against Traefik with the plugin after many signed-in requests, and with
+// 10,000 and 100,000 distinct sessions) and what a sign-in callback costs.
 //
 // Every process it starts listens on 127.0.0.1 on a port chosen at run
 // time, and is stopped on exit, on Ctrl-C and at the -timeout.
@@ -52,7 +55,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -62,14 +68,15 @@ import (
 )
 
 type options struct {
-	repo, traefik, oauth2Proxy, wrk string
+	repo, traefik, oauth2Proxy, wrk, h2load string
 
 	smoke, minimal       bool
 	duration, warmup     time.Duration
 	rounds               int
 	threads, connections int
 	memRequests          int
-	memSessions          int
+	memSessions          []int
+	h2Clients, h2Streams int
 	memConnections       int
 	signIns              int
 	rate                 int
@@ -88,6 +95,9 @@ func parseOptions() *options {
 	flag.StringVar(&o.traefik, "traefik", "", "Traefik binary (default: <repo>/.cache/traefik-v3.6.12/traefik)")
 	flag.StringVar(&o.oauth2Proxy, "oauth2-proxy", "", `oauth2-proxy binary (default: <repo>/.cache/bin/oauth2-proxy); "none" leaves configuration 4 out, refused when CI=true`)
 	flag.StringVar(&o.wrk, "wrk", "wrk", "wrk binary")
+	flag.StringVar(&o.h2load, "h2load", "h2load", `h2load binary (nghttp2's), the HTTP/2 load; "none" leaves the HTTP/2 set out, refused when CI=true`)
+	flag.IntVar(&o.h2Clients, "h2-clients", 4, "h2load connections of the HTTP/2 set, kept open")
+	flag.IntVar(&o.h2Streams, "h2-streams", 4, "concurrent requests on each h2load connection")
 	flag.BoolVar(&o.smoke, "smoke", false, "check that the benchmark works and every configuration behaves, quickly: short runs, one round, small memory check")
 	flag.BoolVar(&o.minimal, "minimal", false, "send Host and Cookie only, not a browser's navigation headers")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "load per configuration and round")
@@ -96,7 +106,7 @@ func parseOptions() *options {
 	flag.IntVar(&o.threads, "threads", 1, "wrk threads")
 	flag.IntVar(&o.connections, "connections", 16, "wrk connections, kept open")
 	flag.IntVar(&o.memRequests, "mem-requests", 200000, "signed-in requests before the memory check")
-	flag.IntVar(&o.memSessions, "mem-sessions", 20000, "distinct sessions per step of the memory check (two steps)")
+	memSessions := flag.String("mem-sessions", "10000,100000", "distinct sessions the memory check measures the plugin's Traefik at, ascending, comma-separated")
 	flag.IntVar(&o.memConnections, "mem-connections", 8, "connections of the memory check's client")
 	flag.IntVar(&o.signIns, "sign-ins", 50, "sign-ins timed per configuration")
 	flag.IntVar(&o.rate, "rate", 500, "requests/s of the latency measure, below every configuration's saturation")
@@ -108,6 +118,7 @@ func parseOptions() *options {
 	flag.StringVar(&o.callgrindDir, "callgrind-dir", "", "with -instructions: keep callgrind's dumps, one per configuration, in this directory (callgrind_annotate reads them)")
 	flag.StringVar(&o.cpuProfiles, "cpuprofiles", "", "write a CPU profile of Traefik under each configuration's first round to this directory (go tool pprof <traefik> <file>)")
 	flag.Parse()
+	o.memSessions = parseCounts(*memSessions)
 	if o.smoke {
 		set := map[string]bool{}
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -119,7 +130,7 @@ func parseOptions() *options {
 			{"warmup", func() { o.warmup = time.Second }},
 			{"rounds", func() { o.rounds = 1 }},
 			{"mem-requests", func() { o.memRequests = 5000 }},
-			{"mem-sessions", func() { o.memSessions = 500 }},
+			{"mem-sessions", func() { o.memSessions = []int{500, 1000} }},
 			{"sign-ins", func() { o.signIns = 5 }},
 			{"rate-duration", func() { o.rateDuration = time.Second }},
 			{"timeout", func() { o.timeout = 5 * time.Minute }},
@@ -131,6 +142,19 @@ func parseOptions() *options {
 		}
 	}
 	return o
+}
+
+// parseCounts reads "10000,100000": positive and ascending, or nil.
+func parseCounts(s string) []int {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 || len(out) > 0 && n <= out[len(out)-1] {
+			return nil
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 func main() {
@@ -181,14 +205,55 @@ var defaultHeaders = map[string]string{
 	"X-Forwarded-Roles":              "roles",
 }
 
+// groupsUser is a user in n groups, with IDs of Entra's form: up to 200
+// come in the ID token (more are an overage).
+func groupsUser(n int) entraidtest.User {
+	u := entraidtest.User{
+		OID:               fmt.Sprintf("7a0b1c2d-%04d-4e5f-8a6b-7c8d9e0f1a2b", n),
+		Name:              fmt.Sprintf("Member of %d", n),
+		PreferredUsername: fmt.Sprintf("groups%d@contoso.example", n),
+		Email:             fmt.Sprintf("groups%d@contoso.example", n),
+		Roles:             []string{"Reader"},
+	}
+	for i := 0; i < n; i++ {
+		u.Groups = append(u.Groups, fmt.Sprintf("%08x-%04x-4a5b-8c6d-%012x", 0x9e000000+n, i, 0x7e8f9a0b1c2d+i))
+	}
+	return u
+}
+
+// groupCounts are the users of the cookie-size table: alice's 2 groups,
+// then users in more, up to the 200 an ID token holds; the HTTP/2 set
+// loads the plugin with the 50 and 200 ones as well.
+var groupCounts = []int{2, 20, 50, 150, 200}
+
+// refreshTokenSizes are the refresh tokens of the cookie-size table:
+// Entra's usual size, and a large one.
+var refreshTokenSizes = []int{1800, 4000}
+
+// claimsOf are u's claims as identity header values.
+func claimsOf(u entraidtest.User) map[string]string {
+	return map[string]string{
+		"oid":                u.OID,
+		"email":              u.Email,
+		"name":               u.Name,
+		"preferred_username": u.PreferredUsername,
+		"groups":             strings.Join(u.Groups, ","),
+		"roles":              strings.Join(u.Roles, ","),
+	}
+}
+
 // aliceClaims are alice's claims as identity header values.
-var aliceClaims = map[string]string{
-	"oid":                alice.OID,
-	"email":              alice.Email,
-	"name":               alice.Name,
-	"preferred_username": alice.PreferredUsername,
-	"groups":             strings.Join(alice.Groups, ","),
-	"roles":              strings.Join(alice.Roles, ","),
+var aliceClaims = claimsOf(alice)
+
+// identityValues are the values the upstream must see for u's identity
+// headers.
+func identityValues(headers map[string]string, u entraidtest.User) map[string]string {
+	claims := claimsOf(u)
+	values := map[string]string{}
+	for name, claim := range headers {
+		values[name] = claims[claim]
+	}
+	return values
 }
 
 // identityHeadersOf parses -headers ("Name=claim,..."; "" for the
@@ -206,11 +271,7 @@ func identityHeadersOf(option string) (map[string]string, map[string]string, err
 			headers[http.CanonicalHeaderKey(name)] = claim
 		}
 	}
-	values := map[string]string{}
-	for name, claim := range headers {
-		values[name] = aliceClaims[claim]
-	}
-	return headers, values, nil
+	return headers, identityValues(headers, alice), nil
 }
 
 // nobodyOID is the only user the refusing rule allows.
@@ -250,7 +311,11 @@ func run(ctx context.Context, o *options) (err error) {
 	cleanups = append(cleanups, func() { up.srv.Close() })
 	s := newSite(o.traefik, o.repo, up.url, cert)
 
-	tenant := entraidtest.NewTenant(entraidtest.Options{Users: []entraidtest.User{alice}, SignIn: alice.PreferredUsername})
+	users := []entraidtest.User{alice}
+	for _, n := range groupCounts[1:] {
+		users = append(users, groupsUser(n))
+	}
+	tenant := entraidtest.NewTenant(entraidtest.Options{Users: users, SignIn: alice.PreferredUsername})
 	cleanups = append(cleanups, tenant.Close)
 
 	headers, aliceHeaders, err := identityHeadersOf(o.headers)
@@ -289,11 +354,9 @@ func run(ctx context.Context, o *options) (err error) {
 		cleanups = append(cleanups, o2p.stop)
 	}
 
+	noopMiddleware := map[string]interface{}{"plugin": map[string]interface{}{noopKey: map[string]interface{}{"value": "1"}}}
 	alone := &config{title: "1. Traefik alone", ep: &entrypoint{name: "alone"}}
-	noop := &config{title: "2. Traefik + do-nothing Yaegi plugin", ep: &entrypoint{
-		name:       "noop",
-		middleware: map[string]interface{}{"plugin": map[string]interface{}{noopKey: map[string]interface{}{"value": "1"}}},
-	}}
+	noop := &config{title: "2. Traefik + do-nothing Yaegi plugin", ep: &entrypoint{name: "noop", middleware: noopMiddleware}}
 	plugin := &config{title: "3. Traefik + entraauth plugin", ep: &entrypoint{
 		name:       "plugin",
 		middleware: pluginMiddleware,
@@ -316,6 +379,15 @@ func run(ctx context.Context, o *options) (err error) {
 	for _, c := range configs {
 		eps = append(eps, c.ep)
 	}
+	var h2 *h2Set
+	if o.h2load != "" {
+		h2 = newH2Set(noop, plugin, noopMiddleware, pluginMiddleware)
+		eps = append(eps, h2.noopSite.ep, h2.plugin50.ep, h2.plugin200.ep)
+	}
+	// The cookie-size table's sign-ins: an entry point of their own, whose
+	// requests the upstream does not check.
+	cookiesEP := &entrypoint{name: "cookies", middleware: pluginMiddleware}
+	eps = append(eps, cookiesEP)
 	if o.instructions > 0 {
 		s.callgrindDir = o.callgrindDir
 		if s.callgrindDir == "" {
@@ -369,10 +441,22 @@ func run(ctx context.Context, o *options) (err error) {
 		// oauth2-proxy tells the user by email and by its own user ID.
 		viaO2P.want = expectation{identity: map[string]string{"X-Auth-Request-Email": alice.Email, "X-Auth-Request-User": ""}}
 	}
-	for _, c := range configs {
+	checked := configs
+	if h2 != nil {
+		if err := h2.signIn(ctx, o, cert, tenant, headers, cookieName, noop, plugin); err != nil {
+			return err
+		}
+		checked = append(append([]*config(nil), configs...), h2.noopSite, h2.plugin50, h2.plugin200)
+	}
+	for _, c := range checked {
 		up.expect(c.ep.port, c.title, c.want)
 	}
-	if err := checkBehaviour(ctx, cert, up, configs, plugin, lines); err != nil {
+	if err := checkBehaviour(ctx, cert, up, checked, plugin, lines); err != nil {
+		return err
+	}
+	progress("cookie sizes: signing in users in %v groups with refresh tokens of %v characters", groupCounts, refreshTokenSizes)
+	sizes, err := measureCookieSizes(ctx, cert, tenant, cookiesEP, cookieName)
+	if err != nil {
 		return err
 	}
 
@@ -385,37 +469,18 @@ func run(ctx context.Context, o *options) (err error) {
 		return nil
 	}
 
-	progress("warming up (%v per configuration)", o.warmup)
-	for _, c := range configs {
-		if _, err := runWrk(ctx, o.wrk, o.threads, o.connections, o.warmup, c.ep.url("/"), c.lines); err != nil {
-			return err
-		}
+	wrk := func(ctx context.Context, c *config, d time.Duration) (*wrkResult, error) {
+		return runWrk(ctx, o.wrk, o.threads, o.connections, d, c.ep.url("/"), c.lines)
 	}
-	for r := 0; r < o.rounds; r++ {
-		for i := range configs {
-			c := configs[(r+i)%len(configs)]
-			total0, ok0 := up.counts(c.ep.port)
-			var profiled chan error
-			if o.cpuProfiles != "" && r == 0 {
-				profiled = make(chan error, 1)
-				file := filepath.Join(o.cpuProfiles, c.ep.name+".pprof")
-				go func() { profiled <- tr.cpuProfile(ctx, o.duration-time.Second, file) }()
-			}
-			res, err := runWrk(ctx, o.wrk, o.threads, o.connections, o.duration, c.ep.url("/"), c.lines)
-			if err != nil {
-				return err
-			}
-			if profiled != nil {
-				if err := <-profiled; err != nil {
-					return fmt.Errorf("cpu profile: %v", err)
-				}
-			}
-			total1, ok1 := up.counts(c.ep.port)
-			progress("round %d/%d %-42s %9.0f req/s  p50 %-9s p99 %s", r+1, o.rounds, c.title, res.rps, ms(res.p50), ms(res.p99))
-			if err := checkRun(c, res, total1-total0, ok1-ok0, o.connections, up.bad(c.ep.port)); err != nil {
-				return err
-			}
-			c.rounds = append(c.rounds, res)
+	if err := loadRounds(ctx, o, tr, up, configs, "", o.connections, wrk); err != nil {
+		return err
+	}
+	if h2 != nil {
+		h2load := func(ctx context.Context, c *config, d time.Duration) (*wrkResult, error) {
+			return runH2load(ctx, o.h2load, o.h2Clients, o.h2Streams, d, c.ep.url("/"), c.lines, dir)
+		}
+		if err := loadRounds(ctx, o, tr, up, h2.configs(), "HTTP/2 ", o.h2Clients*o.h2Streams, h2load); err != nil {
+			return err
 		}
 	}
 	rss, err := tr.rss()
@@ -426,7 +491,7 @@ func run(ctx context.Context, o *options) (err error) {
 	// where the rounds above measure what it costs the machine.
 	for _, c := range configs {
 		total0, ok0 := up.counts(c.ep.port)
-		ls, err := paced(ctx, cert, c.ep.url("/"), c.lines, o.rate, o.rateDuration, 4)
+		ls, err := paced(ctx, cert, c.ep.url("/"), c.lines, o.rate, o.rateDuration, 4, false)
 		if err != nil {
 			return err
 		}
@@ -437,7 +502,22 @@ func run(ctx context.Context, o *options) (err error) {
 		c.paced50, c.paced99 = percentile(ls, 50), percentile(ls, 99)
 		progress("latency at %d req/s %-42s p50 %-9s p99 %s", o.rate, c.title, ms(c.paced50), ms(c.paced99))
 	}
-	rep := &report{machine: m, opts: o, configs: configs, alone: alone, noop: noop, plugin: plugin, oauth2Proxy: viaO2P, traefikRSS: rss}
+	if h2 != nil {
+		for _, c := range h2.configs() {
+			total0, ok0 := up.counts(c.ep.port)
+			ls, err := paced(ctx, cert, c.ep.url("/"), c.lines, o.rate, o.rateDuration, 4, true)
+			if err != nil {
+				return err
+			}
+			total1, ok1 := up.counts(c.ep.port)
+			if ok1-ok0 != total1-total0 {
+				return fmt.Errorf("%s: paced requests reached the upstream not as promised: %s", c.title, up.bad(c.ep.port))
+			}
+			c.paced50, c.paced99 = percentile(ls, 50), percentile(ls, 99)
+			progress("latency at %d req/s over HTTP/2 %-42s p50 %-9s p99 %s", o.rate, c.title, ms(c.paced50), ms(c.paced99))
+		}
+	}
+	rep := &report{machine: m, opts: o, configs: configs, alone: alone, noop: noop, plugin: plugin, oauth2Proxy: viaO2P, traefikRSS: rss, h2: h2, cookieSizes: sizes}
 	if o2p != nil {
 		if rep.oauth2ProxyRSS, err = o2p.rss(); err != nil {
 			return err
@@ -471,9 +551,15 @@ func run(ctx context.Context, o *options) (err error) {
 		if o2p == nil {
 			fmt.Println(o2pMissing)
 		}
+		if h2 == nil {
+			fmt.Println(h2Missing)
+		}
 	}
 	return nil
 }
+
+// h2Missing is said loudly wherever the HTTP/2 set was left out.
+const h2Missing = "WARNING: THE HTTP/2 SET WAS NOT MEASURED: h2load was left out"
 
 // o2pMissing is said loudly wherever oauth2-proxy was left out.
 const o2pMissing = "WARNING: CONFIGURATION 4 (forwardAuth to oauth2-proxy) WAS NOT MEASURED: oauth2-proxy was left out"
@@ -605,8 +691,20 @@ func (o *options) resolvePaths() error {
 	if o.wrk, err = exec.LookPath(o.wrk); err != nil {
 		return fmt.Errorf("no wrk (apt-get install wrk; make bench does it): %v", err)
 	}
-	if o.rounds < 1 || o.duration <= 0 || o.connections < 1 || o.threads < 1 || o.signIns < 1 {
-		return errors.New("-rounds, -duration, -connections, -threads and -sign-ins must be positive")
+	if o.h2load == "none" {
+		if os.Getenv("CI") == "true" {
+			return errors.New("-h2load none: CI=true, where the HTTP/2 set must be measured; install h2load (apt-get install nghttp2-client; make bench does it)")
+		}
+		o.h2load = ""
+		progress("%s (-h2load none)", h2Missing)
+	} else if o.h2load, err = exec.LookPath(o.h2load); err != nil {
+		return fmt.Errorf("no h2load (apt-get install nghttp2-client; make bench does it): %v", err)
+	}
+	if o.rounds < 1 || o.duration <= 0 || o.connections < 1 || o.threads < 1 || o.signIns < 1 || o.h2Clients < 1 || o.h2Streams < 1 {
+		return errors.New("-rounds, -duration, -connections, -threads, -sign-ins, -h2-clients and -h2-streams must be positive")
+	}
+	if len(o.memSessions) == 0 {
+		return errors.New("-mem-sessions: positive counts in ascending order, comma-separated, e.g. 10000,100000")
 	}
 	return nil
 }
@@ -637,9 +735,9 @@ func checkRun(c *config, res *wrkResult, total, ok int64, connections int, bad s
 	case res.non2xx3xx > 0 || res.socketErrors > 0:
 		return fmt.Errorf("%s: %d responses not 2xx/3xx and %d socket errors in %d requests", c.title, res.non2xx3xx, res.socketErrors, res.requests)
 	case total < res.requests || total > res.requests+int64(4*connections):
-		// Requests still in flight when wrk stops reach the upstream
-		// without being counted by wrk: a few per connection at most.
-		return fmt.Errorf("%s: wrk completed %d requests, the upstream received %d", c.title, res.requests, total)
+		// Requests still in flight when the load stops reach the upstream
+		// without being counted: a few per connection (stream) at most.
+		return fmt.Errorf("%s: the load completed %d requests, the upstream received %d", c.title, res.requests, total)
 	case ok != total:
 		return fmt.Errorf("%s: %d of %d requests reached the upstream not as promised; the first: %s", c.title, total-ok, total, bad)
 	}
@@ -648,16 +746,29 @@ func checkRun(c *config, res *wrkResult, total, ok int64, connections int, bad s
 
 // memoryResult is the memory check: RSS (and live heap after a forced GC)
 // of Traefik alone and of Traefik with the plugin after the same number of
-// requests, then with the plugin after two rounds of distinct sessions.
+// requests, then with the plugin holding counts[i] distinct sessions.
 type memoryResult struct {
-	requests, perStep int
-	steps             []memoryStep
+	requests int
+	counts   []int
+	// bound is what the plugin's two session caches may hold at most
+	// (the session store's two generations and the fast path's).
+	bound int64
+	steps []memoryStep
 	// after maps a Traefik's name to its step after the requests
 	// ("alone", "loaded", "noop", "plugin"), and sessions[i] is the step
-	// after (i+1)*perStep distinct sessions.
+	// after counts[i] distinct sessions.
 	after    map[string]int
 	sessions []int
+	// pastBound is what a request with the first session got once all
+	// the others had come: 200 while it is remembered, the restore hop
+	// once the bound pushed it out.
+	pastBound string
 }
+
+// sessionCachesBound mirrors the plugin's bounds (sessionstore.go,
+// sessioncache.go): two generations of 32 MiB of remembered sessions and
+// two of 4 MiB of the fast path's.
+const sessionCachesBound = 2*32<<20 + 2*4<<20
 
 type memoryStep struct {
 	what      string
@@ -665,7 +776,7 @@ type memoryStep struct {
 }
 
 func memoryCheck(ctx context.Context, o *options, s *site, dir string, up *upstream, pluginMiddleware map[string]interface{}, aliceHeaders map[string]string, cookie, secret, cookieName, tenantID string) (*memoryResult, error) {
-	res := &memoryResult{requests: o.memRequests, perStep: o.memSessions, after: map[string]int{}}
+	res := &memoryResult{requests: o.memRequests, counts: o.memSessions, bound: sessionCachesBound, after: map[string]int{}}
 	measure := func(tr *traefik, what string) error {
 		heap, err := tr.heapAfterGC()
 		if err != nil {
@@ -720,7 +831,7 @@ func memoryCheck(ctx context.Context, o *options, s *site, dir string, up *upstr
 	}
 
 	plugin := &entrypoint{name: "plugin", middleware: pluginMiddleware}
-	progress("memory check: Traefik with the plugin, %d signed-in requests, then %d+%d distinct sessions", o.memRequests, o.memSessions, o.memSessions)
+	progress("memory check: Traefik with the plugin, %d signed-in requests, then %v distinct sessions", o.memRequests, o.memSessions)
 	tr, err := startTraefik(ctx, s, "traefik-plugin", filepath.Join(dir, "mem-plugin"), []*entrypoint{plugin})
 	if err != nil {
 		return nil, err
@@ -752,31 +863,119 @@ func memoryCheck(ctx context.Context, o *options, s *site, dir string, up *upstr
 		anyone[name] = ""
 	}
 	up.expect(plugin.port, "Traefik + plugin, distinct sessions", expectation{identity: anyone, cookie: kept, checkCookie: true})
-	for step := 1; step <= 2; step++ {
-		entra := pluginMiddleware["plugin"].(map[string]interface{})[pluginKey].(map[string]interface{})["microsoftEntraID"].(map[string]interface{})
-		aad := session.AAD(cookieName, entra["authorityHost"].(string), tenantID, entra["clientID"].(string))
-		sessions, err := sealSessions(secret, cookieName, aad, tenantID, o.memSessions)
+	entra := pluginMiddleware["plugin"].(map[string]interface{})[pluginKey].(map[string]interface{})["microsoftEntraID"].(map[string]interface{})
+	aad := session.AAD(cookieName, entra["authorityHost"].(string), tenantID, entra["clientID"].(string))
+	sealer, err := session.NewSealer(secret, nil)
+	if err != nil {
+		return nil, err
+	}
+	var first string
+	for done, i := 0, 0; i < len(o.memSessions); i++ {
+		n := o.memSessions[i]
+		olds, err := sealSessions(sealer, cookieName, aad, tenantID, done, n-done)
 		if err != nil {
 			return nil, err
 		}
-		cookies := make([]string, 0, 2*len(sessions))
-		for _, c := range sessions {
-			sent, _ := o.cookies(c)
-			cookies = append(cookies, sent)
-		}
-		// Each session twice: the second request of each is the one a
-		// cache would serve.
-		cookies = append(cookies, cookies...)
-		what := fmt.Sprintf("Traefik + plugin, after %d distinct sessions", step*o.memSessions)
-		if err := drivePromised(ctx, s.cert, up, plugin, o.headerLines(), cookies, len(cookies), o.memConnections, what); err != nil {
+		what := fmt.Sprintf("Traefik + plugin, with %d distinct sessions", n)
+		handles, err := moveSessions(ctx, o, s.cert, up, plugin, olds, cookieName, what)
+		if err != nil {
 			return nil, err
 		}
+		if first == "" {
+			first = handles[0]
+		}
+		done = n
 		if err := measure(tr, what); err != nil {
 			return nil, err
 		}
 		res.sessions = append(res.sessions, len(res.steps)-1)
 	}
+	// The first session, after all the others: served while remembered,
+	// else one restore hop (this request carries no portal cookie to
+	// take it with), never an error.
+	c := client(s.cert, 1)
+	defer c.CloseIdleConnections()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	sent, _ = o.cookies(first)
+	resp, err := c.Do(newRequest(ctx, plugin.url("/"), o.headerLines(), sent))
+	if err != nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	hop := "/portals/" + strings.TrimPrefix(cookieName, "__Host-entraauth_") + "/session?"
+	switch loc := resp.Header.Get("Location"); {
+	case resp.StatusCode == http.StatusOK:
+		res.pastBound = "still remembered: served (200)"
+	case resp.StatusCode == http.StatusTemporaryRedirect && strings.HasPrefix(loc, hop):
+		res.pastBound = "pushed out by the bound: the restore hop (307 to " + hop + "...)"
+	default:
+		return nil, fmt.Errorf("memory check: the first of %d sessions, after the others: %s, Location %q; want 200 or the restore hop", o.memSessions[len(o.memSessions)-1], resp.Status, loc)
+	}
+	progress("memory check: the first session after the others: %s", res.pastBound)
 	return res, nil
+}
+
+// moveSessions sends each of the sealed sessions olds (cookies of the
+// plugin's earlier format) once, as a browser does after the upgrade: the
+// plugin remembers the session and answers with its new session cookie,
+// which the next request carries. It returns those cookies, and checks
+// that every request reached the upstream as promised.
+func moveSessions(ctx context.Context, o *options, cert *certificate, up *upstream, ep *entrypoint, olds []string, cookieName, what string) ([]string, error) {
+	total0, ok0 := up.counts(ep.port)
+	handles := make([]string, len(olds))
+	c := client(cert, o.memConnections)
+	defer c.CloseIdleConnections()
+	get := func(cookie string) (*http.Response, error) {
+		sent, _ := o.cookies(cookie)
+		resp, err := c.Do(newRequest(ctx, ep.url("/"), o.headerLines(), sent))
+		if err != nil {
+			return nil, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("status %s", resp.Status)
+		}
+		return resp, nil
+	}
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for w := 0; w < o.memConnections; w++ {
+		w := w
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(olds) && ctx.Err() == nil && firstErr.Load() == nil; i += o.memConnections {
+				resp, err := get(olds[i])
+				if err == nil {
+					err = fmt.Errorf("no new %s cookie", cookieName)
+					for _, ck := range resp.Cookies() {
+						if ck.Name == cookieName && ck.Value != "" {
+							handles[i], err = ck.Name+"="+ck.Value, nil
+						}
+					}
+				}
+				if err == nil {
+					_, err = get(handles[i])
+				}
+				if err != nil {
+					firstErr.CompareAndSwap(nil, fmt.Sprintf("session %d: %v", i, err))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if e := firstErr.Load(); e != nil {
+		return nil, fmt.Errorf("%s: %v", what, e)
+	}
+	total1, ok1 := up.counts(ep.port)
+	if n := int64(2 * len(olds)); total1-total0 != n || ok1-ok0 != n {
+		return nil, fmt.Errorf("%s: %d requests, %d reached the upstream, %d as promised: %s", what, n, total1-total0, ok1-ok0, up.bad(ep.port))
+	}
+	return handles, nil
 }
 
 // drivePromised sends n requests with drive and checks that every one
@@ -793,27 +992,23 @@ func drivePromised(ctx context.Context, cert *certificate, up *upstream, ep *ent
 	return nil
 }
 
-// sealSessions makes n valid session cookies of n different users, sealed
-// as the plugin sealed them before it kept sessions in memory (same
-// secret, bound to the cookie and the app by aad, session.AAD): signing in
-// n times through the tenant would take minutes. The plugin moves each
-// into its memory on every request with it, as on the first request after
-// the upgrade, so the memory check fills the session store (bounded; see
-// the readme's "Where the session lives").
-func sealSessions(secret, cookieName, aad, tenantID string, n int) ([]string, error) {
-	sealer, err := session.NewSealer(secret, nil)
-	if err != nil {
-		return nil, err
-	}
+// sealSessions makes n valid session cookies of n different users, from
+// the from-th on, sealed as the plugin sealed them before it kept sessions
+// in memory (same secret, bound to the cookie and the app by aad,
+// session.AAD): signing in n times through the tenant would take minutes.
+// The plugin moves each into its memory on the first request with it, as
+// on the first request after the upgrade, and issues its small cookie.
+func sealSessions(sealer *session.Sealer, cookieName, aad, tenantID string, from, n int) ([]string, error) {
 	now := time.Now()
 	cookies := make([]string, n)
 	for i := range cookies {
+		u := from + i
 		s := &session.Session{
-			OID:               fmt.Sprintf("00000000-0000-4000-8000-%012d", i),
+			OID:               fmt.Sprintf("00000000-0000-4000-8000-%012d", u),
 			TID:               tenantID,
-			Name:              fmt.Sprintf("User %d", i),
-			PreferredUsername: fmt.Sprintf("user%d@contoso.example", i),
-			Email:             fmt.Sprintf("user%d@contoso.example", i),
+			Name:              fmt.Sprintf("User %d", u),
+			PreferredUsername: fmt.Sprintf("user%d@contoso.example", u),
+			Email:             fmt.Sprintf("user%d@contoso.example", u),
 			Groups:            []string{"0d9a8b7c-1111-4c2d-9e3f-4a5b6c7d8e9f", "1e2f3a4b-2222-4c5d-8e6f-7a8b9c0d1e2f"},
 			Roles:             []string{"Reader"},
 			IssuedAt:          now.Unix(),
@@ -902,4 +1097,47 @@ func ms(d time.Duration) string {
 
 func mib(n int64) string {
 	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
+
+// loadRounds warms each configuration up with load, then loads each in
+// turn for o.duration, o.rounds times in rotating order, checking that
+// every request reached the upstream as promised (inflight requests may
+// still be on their way when the load stops). label tells the sets apart
+// in the progress lines and the CPU profiles' names.
+func loadRounds(ctx context.Context, o *options, tr *traefik, up *upstream, configs []*config, label string, inflight int,
+	load func(ctx context.Context, c *config, d time.Duration) (*wrkResult, error)) error {
+	progress("%swarming up (%v per configuration)", label, o.warmup)
+	for _, c := range configs {
+		if _, err := load(ctx, c, o.warmup); err != nil {
+			return err
+		}
+	}
+	for r := 0; r < o.rounds; r++ {
+		for i := range configs {
+			c := configs[(r+i)%len(configs)]
+			total0, ok0 := up.counts(c.ep.port)
+			var profiled chan error
+			if o.cpuProfiles != "" && r == 0 {
+				profiled = make(chan error, 1)
+				file := filepath.Join(o.cpuProfiles, strings.ToLower(strings.TrimSuffix(strings.ReplaceAll(label, "/", ""), " "))+c.ep.name+".pprof")
+				go func() { profiled <- tr.cpuProfile(ctx, o.duration-time.Second, file) }()
+			}
+			res, err := load(ctx, c, o.duration)
+			if err != nil {
+				return err
+			}
+			if profiled != nil {
+				if err := <-profiled; err != nil {
+					return fmt.Errorf("cpu profile: %v", err)
+				}
+			}
+			total1, ok1 := up.counts(c.ep.port)
+			progress("%sround %d/%d %-50s %9.0f req/s  p50 %-9s p99 %s", label, r+1, o.rounds, c.title, res.rps, ms(res.p50), ms(res.p99))
+			if err := checkRun(c, res, total1-total0, ok1-ok0, inflight, up.bad(c.ep.port)); err != nil {
+				return err
+			}
+			c.rounds = append(c.rounds, res)
+		}
+	}
+	return nil
 }

@@ -21,6 +21,9 @@ type report struct {
 	signIns                          []signInSummary
 	memory                           *memoryResult
 	loadAfter                        string
+	// h2 is the HTTP/2 set, nil when left out.
+	h2          *h2Set
+	cookieSizes []cookieSize
 }
 
 // summary folds the rounds of one configuration: mean requests/s, and the
@@ -91,7 +94,23 @@ func (r *report) findings() []finding {
 	}
 	added := r.plugin.paced99 - r.alone.paced99
 	out = append(out, finding{fmt.Sprintf("added p99 latency at %d req/s (3 - 1)", r.opts.rate), ms(added), "< 1 ms", added < time.Millisecond})
-	if m := r.memory; m != nil && len(m.sessions) == 2 {
+	if h := r.h2; h != nil {
+		ratio := func(what string, c, ref *config, target float64) {
+			share, low, high := c.share(ref)
+			f := finding{what, fmt.Sprintf("%.2f (%.2f-%.2f)", floor2(share), floor2(low), floor2(high)), "", true}
+			if target > 0 {
+				f.target, f.met = fmt.Sprintf(">= %.2f", target), share >= target
+			}
+			out = append(out, f)
+		}
+		ratio("HTTP/2: plugin / do-nothing, each route its cookies (H3/H1)", h.plugin, h.noopSite, 0.90)
+		ratio("HTTP/2: plugin / do-nothing, the same cookies (H3/H2)", h.plugin, h.noopSame, 0.95)
+		ratio("  HTTP/2: plugin, 50 groups / do-nothing (H4/H1)", h.plugin50, h.noopSite, 0)
+		ratio("  HTTP/2: plugin, 200 groups / do-nothing (H5/H1)", h.plugin200, h.noopSite, 0)
+		added := h.plugin.paced99 - h.noopSite.paced99
+		out = append(out, finding{fmt.Sprintf("  HTTP/2: added p99 latency at %d req/s (H3 - H1)", r.opts.rate), ms(added), "", true})
+	}
+	if m := r.memory; m != nil && len(m.sessions) >= 2 {
 		step := func(name string) memoryStep { return m.steps[m.after[name]] }
 		d := step("plugin").rss - step("alone").rss
 		out = append(out, finding{fmt.Sprintf("RSS plugin - alone after %d requests", m.requests), signedMiB(d), "<= +20 MiB", d <= 20<<20})
@@ -99,8 +118,17 @@ func (r *report) findings() []finding {
 		out = append(out, finding{"  of which the requests (plugin - alone with it loaded)", signedMiB(l), "", true})
 		n := step("noop").rss - step("alone").rss
 		out = append(out, finding{"  do-nothing plugin - alone", signedMiB(n), "", true})
-		g := m.steps[m.sessions[1]].heap - m.steps[m.sessions[0]].heap
-		out = append(out, finding{fmt.Sprintf("live heap growth from %d to %d distinct sessions", m.perStep, 2*m.perStep), signedMiB(g), "bounded (~0)", g < 2<<20})
+		base := step("plugin").heap
+		first := m.steps[m.sessions[0]]
+		per := (first.heap - base) / int64(m.counts[0])
+		out = append(out, finding{fmt.Sprintf("live heap per remembered session (first %d sessions)", m.counts[0]), fmt.Sprintf("%d bytes", per), "", true})
+		for i, at := range m.sessions {
+			s := m.steps[at]
+			out = append(out, finding{fmt.Sprintf("  RSS with %d sessions", m.counts[i]), mib(s.rss), "", true})
+		}
+		last := m.steps[m.sessions[len(m.sessions)-1]]
+		g := last.heap - base
+		out = append(out, finding{fmt.Sprintf("live heap growth with %d sessions", m.counts[len(m.counts)-1]), signedMiB(g), fmt.Sprintf("<= %s (the bound)", mib(m.bound)), g <= m.bound})
 	}
 	return out
 }
@@ -144,6 +172,21 @@ func (r *report) print(w io.Writer) {
 	if r.oauth2Proxy == nil {
 		fmt.Fprintln(w, o2pMissing)
 	}
+	if h := r.h2; h != nil {
+		fmt.Fprintf(w, "\nHTTP/2 (h2load: %d connections of %d concurrent streams, ALPN h2; each route the cookies a browser sends it):\n", o.h2Clients, o.h2Streams)
+		fmt.Fprintf(w, "%-50s %9s %6s %6s %10s %10s %12s %12s %8s   %s\n", "configuration", "req/s", "/H1", "/H2", "p50", "p99", "p50 @rate", "p99 @rate", "cookie", "req/s per round")
+		for _, c := range h.configs() {
+			s := c.summary()
+			var rounds []string
+			for _, v := range s.perRound {
+				rounds = append(rounds, fmt.Sprintf("%.0f", v))
+			}
+			ofSite, _, _ := c.share(h.noopSite)
+			ofSame, _, _ := c.share(h.noopSame)
+			fmt.Fprintf(w, "%-50s %9.0f %6.2f %6.2f %10s %10s %12s %12s %7dB   %s\n", c.title, s.rps, floor2(ofSite), floor2(ofSame), ms(s.p50), ms(s.p99), ms(c.paced50), ms(c.paced99), cookieBytes(c.lines), strings.Join(rounds, " "))
+		}
+		fmt.Fprintf(w, "(/H1, /H2: share of the do-nothing plugin with the site's cookies and with the plugin's; cookie: the Cookie header's bytes; p50, p99: h2load's log; @rate: %d req/s as streams of one connection)\n", o.rate)
+	}
 	fmt.Fprintln(w)
 	if o.smoke {
 		// One short round while the machine may still be busy: figures to
@@ -163,11 +206,19 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "; oauth2-proxy RSS: %s", mib(r.oauth2ProxyRSS))
 	}
 	fmt.Fprintln(w)
+	if len(r.cookieSizes) > 0 {
+		fmt.Fprintf(w, "\nthe plugin's cookies a browser sends after signing in (bytes of the Cookie header; cookies):\n")
+		fmt.Fprintf(w, "  %-8s %-14s %-24s %s\n", "groups", "refresh token", "every request", "requests under /portals/<portal>/")
+		for _, c := range r.cookieSizes {
+			fmt.Fprintf(w, "  %-8d %-14d %-24s %d bytes\n", c.groups, c.refreshToken, fmt.Sprintf("%d bytes, %d cookie(s)", c.request, c.requestCookies), c.portal)
+		}
+	}
 	if m := r.memory; m != nil {
 		fmt.Fprintf(w, "\nmemory check (a Traefik per configuration; live heap after a forced GC):\n")
 		for _, s := range m.steps {
 			fmt.Fprintf(w, "  %-60s RSS %10s   live heap %10s\n", s.what, mib(s.rss), mib(s.heap))
 		}
+		fmt.Fprintf(w, "  the first session, after the other %d: %s\n", m.counts[len(m.counts)-1]-1, m.pastBound)
 	}
 	fmt.Fprintf(w, "\nsign-in, %d sequential sign-ins each (callback = code redemption + ID token verification against the fake tenant + session cookie):\n", o.signIns)
 	for _, s := range r.signIns {
@@ -200,6 +251,17 @@ func (r *report) markdown(w io.Writer) {
 	if r.oauth2Proxy == nil {
 		fmt.Fprintf(w, "\n**%s**\n", o2pMissing)
 	}
+	if h := r.h2; h != nil {
+		fmt.Fprintf(w, "\nHTTP/2: h2load, %d connections of %d concurrent streams (ALPN h2), %d round(s) of %v per configuration in rotating order; each route the cookies a browser sends it.\n\n", o.h2Clients, o.h2Streams, o.rounds, o.duration)
+		fmt.Fprintf(w, "| configuration | Cookie header | requests/s | share of H1 | share of H2 | p50 | p99 | p50 at %d req/s | p99 at %d req/s |\n", o.rate, o.rate)
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+		for _, c := range h.configs() {
+			s := c.summary()
+			ofSite, _, _ := c.share(h.noopSite)
+			ofSame, _, _ := c.share(h.noopSame)
+			fmt.Fprintf(w, "| %s | %d B | %.0f | %.2f | %.2f | %s | %s | %s | %s |\n", c.title, cookieBytes(c.lines), s.rps, floor2(ofSite), floor2(ofSame), ms(s.p50), ms(s.p99), ms(c.paced50), ms(c.paced99))
+		}
+	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| measure | value | target |")
 	fmt.Fprintln(w, "|---|---:|---|")
@@ -211,6 +273,14 @@ func (r *report) markdown(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %s | %s (%s) |\n", f.what, f.value, f.target, metWord(f.met))
 	}
 	fmt.Fprintf(w, "| Traefik RSS after the run (%d entry points) | %s | |\n", len(r.configs), mib(r.traefikRSS))
+	if len(r.cookieSizes) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| groups | refresh token | the plugin's cookies on every request | on requests under `/portals/<portal>/` |")
+		fmt.Fprintln(w, "|---:|---:|---:|---:|")
+		for _, c := range r.cookieSizes {
+			fmt.Fprintf(w, "| %d | %d | %d B (%d cookies) | %d B |\n", c.groups, c.refreshToken, c.request, c.requestCookies, c.portal)
+		}
+	}
 	if m := r.memory; m != nil {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "| memory check | RSS | live heap after GC |")
@@ -218,6 +288,7 @@ func (r *report) markdown(w io.Writer) {
 		for _, s := range m.steps {
 			fmt.Fprintf(w, "| %s | %s | %s |\n", s.what, mib(s.rss), mib(s.heap))
 		}
+		fmt.Fprintf(w, "\nThe first session, after the other %d: %s.\n", m.counts[len(m.counts)-1]-1, m.pastBound)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| sign-in | callback p50 | callback mean | whole sign-in mean |")

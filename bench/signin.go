@@ -103,7 +103,12 @@ type signIn struct {
 // to the callback, which redeems the code, verifies the ID token, sets the
 // session cookie and sends the browser back.
 func pluginSignIn(ctx context.Context, cert *certificate, ep *entrypoint, cookieName string) (*signIn, error) {
-	b := newUserAgent(cert)
+	return pluginSignInWith(ctx, newUserAgent(cert), ep, cookieName)
+}
+
+// pluginSignInWith is pluginSignIn with the user agent b, whose jar keeps
+// every cookie the sign-in set.
+func pluginSignInWith(ctx context.Context, b *userAgent, ep *entrypoint, cookieName string) (*signIn, error) {
 	start := time.Now()
 	authorize, _, err := b.expect(ctx, ep.url("/"), http.StatusFound)
 	if err != nil {
