@@ -493,6 +493,21 @@ func assertionStack(t *testing.T, value string, getenv func(string) string, clk 
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A cache of the test's own rather than assertion.Shared's: that one is
+	// keyed by the source's endpoint, so a fake on a port an earlier test's
+	// fake had would be answered from that test's cache, with an assertion
+	// its tenant trusts and this one does not.
+	src, err := assertion.Parse(value, st.tenant.URL, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := assertion.NewCache(src)
+	cache.Now = clk.Now
+	// Through a variable: Yaegi v0.16.1 panics when the composite goes
+	// straight into the interface field.
+	var credential entraid.Credential = entraid.ClientAssertion{Get: cache.Assertion}
+	s.entra.Credential = credential
+	s.assertions = cache
 	s.entra.Now = clk.Now
 	client, err := entraid.NewClient(s.entra)
 	if err != nil {
@@ -501,7 +516,6 @@ func assertionStack(t *testing.T, value string, getenv func(string) string, clk 
 	m := newMiddleware(st.mw.next, "faults", s, client)
 	logs := &lockedBuffer{}
 	m.log = log.New(logs, "", 0)
-	m.assertions.Now = clk.Now
 	st.mw = m
 	st.server.Config.Handler = m
 	return st, logs

@@ -103,7 +103,8 @@ func (m *Middleware) moveSession(w http.ResponseWriter, r *http.Request, s *sess
 }
 
 // clearSession deletes the session cookie, under both names, and the
-// portal cookie, with every chunk r carries, and the sign-in binding
+// portal cookie, with every chunk r carries, their host-only versions from
+// before session.cookieDomain (clearHostOnlySession), and the sign-in binding
 // cookie (bindLogin) when r carries it: a session that ends leaves no
 // cookie of the plugin behind (a sign-in that starts on the same response
 // sets the binding again, after). The portal cookie's chunks reach only
@@ -113,6 +114,7 @@ func (m *Middleware) clearSession(w http.ResponseWriter, r *http.Request) {
 	session.ClearChunked(w.Header(), r, m.cookie)
 	session.ClearChunked(w.Header(), r, m.portalCookie)
 	m.clearLegacySession(w, r)
+	m.clearHostOnlySession(w, r)
 	if m.loginBinding == "" || r == nil {
 		return
 	}
@@ -124,14 +126,8 @@ func (m *Middleware) clearSession(w http.ResponseWriter, r *http.Request) {
 // clearLegacySession deletes the legacy session cookie and its chunks when
 // r carries them.
 func (m *Middleware) clearLegacySession(w http.ResponseWriter, r *http.Request) {
-	if m.legacy.Name == "" || r == nil {
-		return
-	}
-	for _, c := range r.Cookies() {
-		if session.IsChunkName(m.legacy.Name, c.Name) {
-			session.ClearChunked(w.Header(), r, m.legacy)
-			return
-		}
+	if m.legacy.Name != "" && r != nil && carries(r, m.legacy.Name) {
+		session.ClearChunked(w.Header(), r, m.legacy)
 	}
 }
 

@@ -197,6 +197,7 @@ func (m *Middleware) serveCallback(w http.ResponseWriter, r *http.Request) {
 		m.writeError(w, r, &problem{Status: http.StatusInternalServerError, Title: "Session too large", Message: "Your account's sign-in information does not fit in a browser cookie.", Code: "session_too_large"})
 		return
 	}
+	m.clearHostOnlySession(w, r)
 	target, ok := m.safeReturnURL(st.ReturnURL, r)
 	if !ok {
 		target = "/"
@@ -293,20 +294,31 @@ func (m *Middleware) groupsProblem(claims *entraid.Claims, err error) *problem {
 	return p
 }
 
-// clearHostOnlySession deletes a host-only session cookie left from before
-// session.cookieDomain was set: the browser would send it beside the new
-// domain cookie, a pair that opens as neither, and sign-in would loop. (On
-// the cookie domain's own host the two are the same cookie.)
+// clearHostOnlySession deletes the host-only cookies left from before
+// session.cookieDomain was set (hostOnlyCookies) that r carries. The
+// browser would send the portal cookie (and the session cookie of older
+// releases) beside the new domain cookie of the same name, a pair that
+// opens as neither: the restore hop would fail and sign-in loop. (On the
+// cookie domain's own host the two are the same cookie.)
 func (m *Middleware) clearHostOnlySession(w http.ResponseWriter, r *http.Request) {
-	if m.cookieDomain == "" || strings.EqualFold(hostOnly(r.Host), m.cookieDomain) {
+	if len(m.hostOnlyCookies) == 0 || r == nil || strings.EqualFold(hostOnly(r.Host), m.cookieDomain) {
 		return
 	}
-	if _, err := r.Cookie(m.cookie.Name); err != nil {
-		return
+	for _, c := range m.hostOnlyCookies {
+		if carries(r, c.Name) {
+			session.ClearChunked(w.Header(), r, c)
+		}
 	}
-	stale := m.cookie
-	stale.Domain = ""
-	session.ClearChunked(w.Header(), r, stale)
+}
+
+// carries reports whether r carries the cookie name or one of its chunks.
+func carries(r *http.Request, name string) bool {
+	for _, c := range r.Cookies() {
+		if session.IsChunkName(name, c.Name) {
+			return true
+		}
+	}
+	return false
 }
 
 // consumeLoginState finds, opens and deletes the login-state cookie that

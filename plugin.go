@@ -262,6 +262,10 @@ type Middleware struct {
 	insecure      bool
 	// cache is this middleware's scope in the session cache.
 	cache *cacheScope
+	// hostOnlyCookies are the session and portal cookies as they were
+	// before session.cookieDomain was set: without a Domain, the session
+	// cookie under its names of then (see clearHostOnlySession).
+	hostOnlyCookies []session.CookieOptions
 }
 
 // New validates the configuration and builds the middleware. It does no
@@ -351,6 +355,20 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 		m.legacy = m.cookie
 		m.legacy.Name = s.cookies.legacy
 		m.legacyAAD = session.AAD(s.cookies.legacy, s.entra.AuthorityHost, s.entra.Tenant, s.entra.ClientID)
+	}
+	if s.cookieDomain != "" {
+		portal := m.portalCookie
+		portal.Domain = ""
+		m.hostOnlyCookies = []session.CookieOptions{portal}
+		before := sessionCookieNames(s.cookieName, "", s.insecureCookies)
+		for _, name := range []string{before.session, before.legacy} {
+			if name != "" {
+				c := m.cookie
+				c.Name = name
+				c.Domain = ""
+				m.hostOnlyCookies = append(m.hostOnlyCookies, c)
+			}
+		}
 	}
 	m.cache = newCacheScope(m)
 	return m

@@ -11,6 +11,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -1038,23 +1039,72 @@ func TestAnOldCallbackOfASignedInUserGoesHome(t *testing.T) {
 	}
 }
 
-func TestAHostOnlySessionLeftFromBeforeCookieDomainIsCleared(t *testing.T) {
+func TestHostOnlyCookiesLeftFromBeforeCookieDomainAreCleared(t *testing.T) {
+	// Before session.cookieDomain, the browser kept host-only cookies: the
+	// session cookie (__Host-entraauth_main, entraauth_main from older
+	// releases) and the portal cookie under the portal's path, whose name
+	// the domain cookie now shares: a pair that opens as neither.
 	st := newStack(t, func(c *Config) { c.Session.CookieDomain = "example.com" })
 	m := st.mw
-	r := httptest.NewRequest("GET", "https://app.example.com/", nil)
-	r.Header.Set("Accept", "text/html")
-	r.Header.Set("Cookie", "entraauth_main=old-host-only; entraauth_main=new-domain")
-	w := httptest.NewRecorder()
-	m.ServeHTTP(w, r)
-	var cleared bool
-	for _, v := range w.Header().Values("Set-Cookie") {
-		if strings.HasPrefix(v, "entraauth_main=;") && strings.Contains(v, "Max-Age=0") && !strings.Contains(v, "Domain=") {
-			cleared = true
+	serve := func(r *http.Request, cookies string) *httptest.ResponseRecorder {
+		r.Header.Set("Accept", "text/html")
+		r.Header.Set("Cookie", cookies)
+		w := httptest.NewRecorder()
+		m.ServeHTTP(w, r)
+		return w
+	}
+	// cleared lists the host-only cookies w deletes, as name and path.
+	cleared := func(w *httptest.ResponseRecorder) []string {
+		var got []string
+		for _, c := range (&http.Response{Header: w.Header()}).Cookies() {
+			if c.MaxAge < 0 && c.Domain == "" && c.Name != "__Host-entraauth_main_login" && !strings.HasPrefix(c.Name, "entraauth_main_login_") {
+				got = append(got, c.Name+" "+c.Path)
+			}
 		}
+		sort.Strings(got)
+		return got
 	}
-	if w.Code != http.StatusFound || !cleared {
-		t.Fatalf("status %d, Set-Cookie %q: want a redirect that deletes the host-only cookie", w.Code, w.Header().Values("Set-Cookie"))
+	portal := "entraauth_main_full=old; entraauth_main_full=new; entraauth_main_full_1=old"
+	all := []string{"__Host-entraauth_main /", "entraauth_main /", "entraauth_main_full /portals/main/", "entraauth_main_full_1 /portals/main/"}
+	logout := httptest.NewRequest("POST", "https://app.example.com/portals/main/logout", nil)
+	logout.Header.Set("Origin", "https://app.example.com")
+	tests := []struct {
+		name    string
+		r       *http.Request
+		cookies string
+		status  int
+		want    []string
+	}{
+		{"when a sign-in starts", httptest.NewRequest("GET", "https://app.example.com/", nil),
+			"__Host-entraauth_main=old; entraauth_main=old; entraauth_main=new", http.StatusFound, all[:2]},
+		{"when a session cannot be restored", httptest.NewRequest("GET", "https://app.example.com/portals/main/session?rd=%2F", nil),
+			"entraauth_main=new; " + portal, http.StatusTemporaryRedirect, all[1:]},
+		{"when the user signs out", logout,
+			"__Host-entraauth_main=old; entraauth_main=old; entraauth_main=new; " + portal, http.StatusSeeOther, all},
 	}
+	for _, tt := range tests {
+		tt := tt
+		t.Run(tt.name, func(t *testing.T) {
+			w := serve(tt.r, tt.cookies)
+			if got := cleared(w); w.Code != tt.status || strings.Join(got, ", ") != strings.Join(tt.want, ", ") {
+				t.Fatalf("status %d, host-only cookies deleted %q, want %d deleting %q", w.Code, got, tt.status, tt.want)
+			}
+		})
+	}
+
+	t.Run("when the user signs in again", func(t *testing.T) {
+		w := serve(httptest.NewRequest("GET", "https://app.example.com/", nil), "")
+		login := findSetCookie(&http.Response{Header: w.Header()}, "entraauth_main_login_")
+		resp, _ := navigate(t, noRedirects(st.browser()), w.Header().Get("Location"))
+		callback, err := url.Parse(resp.Header.Get("Location"))
+		if err != nil || callback.Path != "/portals/main/oauth2/callback" {
+			t.Fatalf("the tenant answered %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		w = serve(httptest.NewRequest("GET", "https://app.example.com"+callback.RequestURI(), nil), strings.SplitN(login, ";", 2)[0]+"; "+portal)
+		if got := cleared(w); w.Code != http.StatusFound || strings.Join(got, ", ") != strings.Join(all[2:], ", ") {
+			t.Fatalf("callback: status %d, host-only cookies deleted %q, want a redirect deleting %q", w.Code, got, all[2:])
+		}
+	})
 }
 
 func TestAMultiTenantAppRefusesAForeignTenantWithItsOwnPage(t *testing.T) {
