@@ -18,7 +18,8 @@ import (
 
 // A minimal Chrome DevTools Protocol client: one websocket to the browser,
 // one page attached with flat sessions, synchronous calls. Events are read
-// and dropped; the tests poll the page state with Runtime.evaluate instead,
+// while a call waits for its answer and dropped, unless a test listens
+// (onEvent); the tests poll the page state with Runtime.evaluate instead,
 // which is simpler and just as bounded.
 
 const cdpCallTimeout = 30 * time.Second
@@ -43,6 +44,10 @@ type browserPage struct {
 	ws        *wsConn
 	nextID    int
 	sessionID string
+	// onEvent, when set, sees every event the browser sends while a call
+	// waits for its answer: after Network.enable, each request the page
+	// sends, with the headers that went on the wire.
+	onEvent func(method string, params json.RawMessage)
 }
 
 // cdpMessage is a DevTools protocol frame: a call, its answer, or an event.
@@ -186,7 +191,16 @@ func (p *browserPage) tryCall(method string, params interface{}, result interfac
 			return fmt.Errorf("devtools %s: %w", method, err)
 		}
 		if m.ID != id {
-			continue // an event, or the answer to an abandoned call
+			// An event, or the answer to an abandoned call.
+			if m.ID == 0 && m.Method != "" && p.onEvent != nil {
+				var ev struct {
+					Params json.RawMessage `json:"params"`
+				}
+				if json.Unmarshal(data, &ev) == nil {
+					p.onEvent(m.Method, ev.Params)
+				}
+			}
+			continue
 		}
 		if m.Error != nil {
 			return fmt.Errorf("devtools %s: %d %s", method, m.Error.Code, m.Error.Message)
