@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,11 +79,19 @@ func instructionsExecuted(ctx context.Context, dir string, pid, k int) (int64, e
 // of n/4) through tr, under callgrind, and returns the instructions per
 // request of each, checking that every request reached the upstream as
 // promised.
-func countInstructions(ctx context.Context, o *options, tr *traefik, up *upstream, configs []*config, n int) (map[*config]cost, error) {
+// With h2, the requests are streams of one HTTP/2 connection; dumps
+// counts the dumps callgrind made before.
+func countInstructions(ctx context.Context, o *options, tr *traefik, up *upstream, configs []*config, n int, h2 bool, dumps int) (map[*config]cost, error) {
 	pid := tr.cmd.Process.Pid
 	per := map[*config]cost{}
+	newClient := func() *http.Client {
+		if h2 {
+			return h2Client(tr.site.cert)
+		}
+		return client(tr.site.cert, 4)
+	}
 	for _, c := range configs {
-		if err := drivePromised(ctx, tr.site.cert, up, c.ep, c.lines, nil, n/4+1, 4, c.title+" (warm-up)"); err != nil {
+		if err := drivePromisedWith(ctx, newClient(), up, c.ep, c.lines, nil, n/4+1, 4, c.title+" (warm-up)"); err != nil {
 			return nil, err
 		}
 		before, err := tr.memstats()
@@ -95,10 +104,10 @@ func countInstructions(ctx context.Context, o *options, tr *traefik, up *upstrea
 		if _, err := callgrindControl(ctx, pid, "--zero"); err != nil {
 			return nil, err
 		}
-		if err := drivePromised(ctx, tr.site.cert, up, c.ep, c.lines, nil, n, 4, c.title); err != nil {
+		if err := drivePromisedWith(ctx, newClient(), up, c.ep, c.lines, nil, n, 4, c.title); err != nil {
 			return nil, err
 		}
-		ir, err := instructionsExecuted(ctx, tr.site.callgrindDir, pid, len(per)+1)
+		ir, err := instructionsExecuted(ctx, tr.site.callgrindDir, pid, dumps+len(per)+1)
 		if err != nil {
 			return nil, err
 		}
@@ -115,7 +124,7 @@ func countInstructions(ctx context.Context, o *options, tr *traefik, up *upstrea
 			bytes:        float64(after.TotalAlloc-before.TotalAlloc) / float64(n),
 		}
 		per[c] = k
-		progress("instructions: %-42s %9.0f per request, %.0f allocations (%.0f bytes); callgrind.out.%d.%d", c.title, k.instructions, k.allocs, k.bytes, pid, len(per))
+		progress("instructions: %-42s %9.0f per request, %.0f allocations (%.0f bytes); callgrind.out.%d.%d", c.title, k.instructions, k.allocs, k.bytes, pid, dumps+len(per))
 	}
 	return per, nil
 }
@@ -126,24 +135,20 @@ type cost struct {
 	instructions, allocs, bytes float64
 }
 
-func printInstructions(w io.Writer, configs []*config, per map[*config]cost, n int, minimal bool) {
+// printInstructions prints per's counts, and each configuration's
+// over ref1's and ref2's (names "1" and "2": Traefik alone and the
+// do-nothing plugin, or H1 and H2).
+func printInstructions(w io.Writer, set string, configs []*config, per map[*config]cost, ref1, ref2 *config, n int, minimal bool) {
 	request := "a browser's navigation"
 	if minimal {
 		request = "-minimal requests"
 	}
-	fmt.Fprintf(w, "\nwhat Traefik spends per request (valgrind --tool=callgrind, GOGC=off, %d requests each from 4 connections, HTTPS, %s):\n", n, request)
-	fmt.Fprintf(w, "  %-42s %12s %12s %12s %8s %8s\n", "configuration", "instructions", "over 1", "over 2", "allocs", "bytes")
-	var alone, noop cost
-	for _, c := range configs {
-		switch c.ep.name {
-		case "alone":
-			alone = per[c]
-		case "noop":
-			noop = per[c]
-		}
-	}
+	fmt.Fprintf(w, "\nwhat Traefik spends per request, %s (valgrind --tool=callgrind, GOGC=off, %d requests each from 4 streams or connections, HTTPS, %s):\n", set, n, request)
+	fmt.Fprintf(w, "  %-50s %12s %12s %12s %8s %8s %8s\n", "configuration", "instructions", "over "+ref1.title[:2], "over "+ref2.title[:2], "share", "allocs", "bytes")
+	r1, r2 := per[ref1], per[ref2]
 	for _, c := range configs {
 		k := per[c]
-		fmt.Fprintf(w, "  %-42s %12.0f %+12.0f %+12.0f %8.0f %8.0f\n", c.title, k.instructions, k.instructions-alone.instructions, k.instructions-noop.instructions, k.allocs, k.bytes)
+		fmt.Fprintf(w, "  %-50s %12.0f %+12.0f %+12.0f %8.2f %8.0f %8.0f\n", c.title, k.instructions, k.instructions-r1.instructions, k.instructions-r2.instructions, floor2(r2.instructions/k.instructions), k.allocs, k.bytes)
 	}
+	fmt.Fprintf(w, "  (share: the instructions of %s over the configuration's)\n", strings.TrimSuffix(ref2.title[:2], "."))
 }

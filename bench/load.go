@@ -324,12 +324,11 @@ func newRequest(ctx context.Context, rawURL string, lines []string, cookie strin
 	return req
 }
 
-// drive sends n GET requests to rawURL from conc connections, with the
+// drive sends n GET requests to rawURL with c from conc goroutines, with the
 // header lines, request i carrying cookies[i%len(cookies)], reading every
 // body so that the connections are reused. It returns how many answered
 // 200.
-func drive(ctx context.Context, cert *certificate, rawURL string, lines, cookies []string, n, conc int) (int64, error) {
-	c := client(cert, conc)
+func drive(ctx context.Context, c *http.Client, rawURL string, lines, cookies []string, n, conc int) (int64, error) {
 	defer c.CloseIdleConnections()
 	var ok, failed atomic.Int64
 	var firstErr atomic.Value

@@ -461,11 +461,18 @@ func run(ctx context.Context, o *options) (err error) {
 	}
 
 	if o.instructions > 0 {
-		per, err := countInstructions(ctx, o, tr, up, configs, o.instructions)
+		per, err := countInstructions(ctx, o, tr, up, configs, o.instructions, false, 0)
 		if err != nil {
 			return err
 		}
-		printInstructions(os.Stdout, configs, per, o.instructions, o.minimal)
+		printInstructions(os.Stdout, "HTTP/1.1", configs, per, alone, noop, o.instructions, o.minimal)
+		if h2 != nil {
+			per2, err := countInstructions(ctx, o, tr, up, h2.configs(), o.instructions, true, len(per))
+			if err != nil {
+				return err
+			}
+			printInstructions(os.Stdout, "HTTP/2", h2.configs(), per2, h2.noopSite, h2.noopSame, o.instructions, o.minimal)
+		}
 		return nil
 	}
 
@@ -981,8 +988,13 @@ func moveSessions(ctx context.Context, o *options, cert *certificate, up *upstre
 // drivePromised sends n requests with drive and checks that every one
 // reached the upstream as promised.
 func drivePromised(ctx context.Context, cert *certificate, up *upstream, ep *entrypoint, lines, cookies []string, n, conc int, what string) error {
+	return drivePromisedWith(ctx, client(cert, conc), up, ep, lines, cookies, n, conc, what)
+}
+
+// drivePromisedWith is drivePromised with the client c.
+func drivePromisedWith(ctx context.Context, c *http.Client, up *upstream, ep *entrypoint, lines, cookies []string, n, conc int, what string) error {
 	total0, ok0 := up.counts(ep.port)
-	if _, err := drive(ctx, cert, ep.url("/"), lines, cookies, n, conc); err != nil {
+	if _, err := drive(ctx, c, ep.url("/"), lines, cookies, n, conc); err != nil {
 		return fmt.Errorf("%s: %v", what, err)
 	}
 	total1, ok1 := up.counts(ep.port)
