@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/tfa-plugin/entraauth/bench/browser"
@@ -108,17 +106,9 @@ func runH2load(ctx context.Context, bin string, clients, streams int, d time.Dur
 		"-D", strconv.Itoa(int((d + time.Second - 1) / time.Second)),
 		"--log-file=" + log.Name(),
 	}
-	for _, line := range h2Lines(lines) {
-		args = append(args, "-H", line)
-	}
-	args = append(args, rawURL)
-	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	out, err := cmd.CombinedOutput()
+	out, err := runLoad(ctx, "h2load", bin, args, h2Lines(lines), d, rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("h2load %s: %v: %s", rawURL, err, out)
+		return nil, err
 	}
 	res, err := parseH2load(string(out))
 	if err != nil {

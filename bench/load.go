@@ -206,6 +206,21 @@ func runWrk(ctx context.Context, bin string, threads, connections int, d time.Du
 		"--timeout", "10s",
 		"--latency",
 	}
+	out, err := runLoad(ctx, "wrk", bin, args, lines, d, rawURL)
+	if err != nil {
+		return nil, err
+	}
+	res, err := parseWrk(string(out))
+	if err != nil {
+		return nil, fmt.Errorf("wrk %s: %v:\n%s", rawURL, err, out)
+	}
+	return res, nil
+}
+
+// runLoad runs the load generator bin (named name) with args, a -H
+// argument for each header line and rawURL, for d and at most 30 s more,
+// and returns its output.
+func runLoad(ctx context.Context, name, bin string, args, lines []string, d time.Duration, rawURL string) ([]byte, error) {
 	for _, line := range lines {
 		args = append(args, "-H", line)
 	}
@@ -216,13 +231,9 @@ func runWrk(ctx context.Context, bin string, threads, connections int, d time.Du
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return nil, fmt.Errorf("wrk %s: %v: %s", rawURL, err, out)
+		return nil, fmt.Errorf("%s %s: %v: %s", name, rawURL, err, out)
 	}
-	res, err := parseWrk(string(out))
-	if err != nil {
-		return nil, fmt.Errorf("wrk %s: %v:\n%s", rawURL, err, out)
-	}
-	return res, nil
+	return out, nil
 }
 
 // parseWrk reads wrk's report (wrk 4, --latency).

@@ -496,32 +496,12 @@ func run(ctx context.Context, o *options) (err error) {
 	}
 	// Latency below saturation: what a middleware adds to one request,
 	// where the rounds above measure what it costs the machine.
-	for _, c := range configs {
-		total0, ok0 := up.counts(c.ep.port)
-		ls, err := paced(ctx, cert, c.ep.url("/"), c.lines, o.rate, o.rateDuration, 4, false)
-		if err != nil {
-			return err
-		}
-		total1, ok1 := up.counts(c.ep.port)
-		if ok1-ok0 != total1-total0 {
-			return fmt.Errorf("%s: paced requests reached the upstream not as promised: %s", c.title, up.bad(c.ep.port))
-		}
-		c.paced50, c.paced99 = percentile(ls, 50), percentile(ls, 99)
-		progress("latency at %d req/s %-42s p50 %-9s p99 %s", o.rate, c.title, ms(c.paced50), ms(c.paced99))
+	if err := measureLatency(ctx, o, cert, up, configs, false); err != nil {
+		return err
 	}
 	if h2 != nil {
-		for _, c := range h2.configs() {
-			total0, ok0 := up.counts(c.ep.port)
-			ls, err := paced(ctx, cert, c.ep.url("/"), c.lines, o.rate, o.rateDuration, 4, true)
-			if err != nil {
-				return err
-			}
-			total1, ok1 := up.counts(c.ep.port)
-			if ok1-ok0 != total1-total0 {
-				return fmt.Errorf("%s: paced requests reached the upstream not as promised: %s", c.title, up.bad(c.ep.port))
-			}
-			c.paced50, c.paced99 = percentile(ls, 50), percentile(ls, 99)
-			progress("latency at %d req/s over HTTP/2 %-42s p50 %-9s p99 %s", o.rate, c.title, ms(c.paced50), ms(c.paced99))
+		if err := measureLatency(ctx, o, cert, up, h2.configs(), true); err != nil {
+			return err
 		}
 	}
 	rep := &report{machine: m, opts: o, configs: configs, alone: alone, noop: noop, plugin: plugin, oauth2Proxy: viaO2P, traefikRSS: rss, h2: h2, cookieSizes: sizes}
@@ -1004,8 +984,9 @@ func drivePromisedWith(ctx context.Context, c *http.Client, up *upstream, ep *en
 	return nil
 }
 
-// sealSessions makes n valid session cookies of n different users, from
-// the from-th on, sealed as the plugin sealed them before it kept sessions
+// sealSessions makes n valid session cookies of n different users in 2
+// groups with a refresh token of Entra's usual size, from the from-th on,
+// sealed as the plugin sealed them before it kept sessions
 // in memory (same secret, bound to the cookie and the app by aad,
 // session.AAD): signing in n times through the tenant would take minutes.
 // The plugin moves each into its memory on the first request with it, as
@@ -1023,9 +1004,11 @@ func sealSessions(sealer *session.Sealer, cookieName, aad, tenantID string, from
 			Email:             fmt.Sprintf("user%d@contoso.example", u),
 			Groups:            []string{"0d9a8b7c-1111-4c2d-9e3f-4a5b6c7d8e9f", "1e2f3a4b-2222-4c5d-8e6f-7a8b9c0d1e2f"},
 			Roles:             []string{"Reader"},
-			IssuedAt:          now.Unix(),
-			AuthTime:          now.Unix(),
-			Expires:           now.Add(time.Hour).Unix(),
+			// Entra's usual size: what a session holds with renewal on.
+			RefreshToken: "1.A" + randomString(1797),
+			IssuedAt:     now.Unix(),
+			AuthTime:     now.Unix(),
+			Expires:      now.Add(time.Hour).Unix(),
 		}
 		plain, err := s.Marshal()
 		if err != nil {
@@ -1150,6 +1133,30 @@ func loadRounds(ctx context.Context, o *options, tr *traefik, up *upstream, conf
 			}
 			c.rounds = append(c.rounds, res)
 		}
+	}
+	return nil
+}
+
+// measureLatency measures each configuration's latency at o.rate requests
+// per second (paced), over HTTP/2 with h2, checking that every request
+// reached the upstream as promised.
+func measureLatency(ctx context.Context, o *options, cert *certificate, up *upstream, configs []*config, h2 bool) error {
+	over := ""
+	if h2 {
+		over = " over HTTP/2"
+	}
+	for _, c := range configs {
+		total0, ok0 := up.counts(c.ep.port)
+		ls, err := paced(ctx, cert, c.ep.url("/"), c.lines, o.rate, o.rateDuration, 4, h2)
+		if err != nil {
+			return err
+		}
+		total1, ok1 := up.counts(c.ep.port)
+		if ok1-ok0 != total1-total0 {
+			return fmt.Errorf("%s: paced requests reached the upstream not as promised: %s", c.title, up.bad(c.ep.port))
+		}
+		c.paced50, c.paced99 = percentile(ls, 50), percentile(ls, 99)
+		progress("latency at %d req/s%s %-42s p50 %-9s p99 %s", o.rate, over, c.title, ms(c.paced50), ms(c.paced99))
 	}
 	return nil
 }
