@@ -81,8 +81,13 @@ const (
 // never send one. Other X-MS-* headers (x-ms-client-request-id, x-ms-version
 // of Azure SDK clients) carry no identity and pass.
 func isAppServiceHeader(name string) bool {
-	f := foldHeaderName(name)
-	return strings.HasPrefix(f, "x-ms-client-principal") || strings.HasPrefix(f, "x-ms-token-")
+	return isFoldedAppServiceHeader(foldHeaderName(name))
+}
+
+// isFoldedAppServiceHeader is isAppServiceHeader for a name already
+// folded (foldHeaderName).
+func isFoldedAppServiceHeader(folded string) bool {
+	return strings.HasPrefix(folded, "x-ms-client-principal") || strings.HasPrefix(folded, "x-ms-token-")
 }
 
 // validateAppService adds App Service's headers to the identity headers
@@ -177,12 +182,6 @@ func appServiceClaim(s *session.Session, claim string) (string, bool) {
 		return appServiceIDP, true
 	}
 	return "", false
-}
-
-// appServiceToken is X-MS-TOKEN-AAD-ACCESS-TOKEN for the upstream token's
-// header value: the token alone.
-func appServiceToken(headerValue string) string {
-	return strings.TrimPrefix(headerValue, "Bearer ")
 }
 
 // serveAppService answers App Service's endpoints and reports true, or

@@ -111,7 +111,7 @@ func strippedHeaders(headers []headerClaim, upstream *upstreamToken) []string {
 // '-'. m.strippedSet holds the folded names.
 func (m *Middleware) stripIdentityHeaders(h http.Header) {
 	for k := range h {
-		if f := foldHeaderName(k); m.strippedSet[f] || isAppServiceHeader(f) {
+		if f := foldHeaderName(k); m.strippedSet[f] || isFoldedAppServiceHeader(f) {
 			delete(h, k)
 		}
 	}

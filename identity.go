@@ -72,13 +72,25 @@ func (m *Middleware) openSessionCookie(r *http.Request) (*session.Session, cooki
 		}
 		return nil, cookieNone
 	}
-	s, err := session.Unmarshal(plain)
-	// A signed-out session is named under the app's binding whatever
-	// cookie name carried it: a move to the __Host- name keeps its ID.
-	if err != nil || now.Unix() >= m.sessionEnd(s) || signedOut.ended(m.sessionAAD, s) || !m.ownTenant(r, s) {
+	s := m.usableSession(r, plain, now)
+	if s == nil {
 		return nil, cookieNone
 	}
 	return s, cookieOld
+}
+
+// usableSession decodes plain, a whole sealed session opened from a cookie
+// (the session cookie of an earlier format, or the portal cookie), and
+// returns it unless it does not decode, has ended, was signed out or
+// belongs to another tenant. A signed-out session is named under the
+// app's binding whatever cookie carried it: a move to the __Host- name or
+// into the portal cookie keeps its ID.
+func (m *Middleware) usableSession(r *http.Request, plain []byte, now time.Time) *session.Session {
+	s, err := session.Unmarshal(plain)
+	if err != nil || now.Unix() >= m.sessionEnd(s) || signedOut.ended(m.sessionAAD, s) || !m.ownTenant(r, s) {
+		return nil
+	}
+	return s
 }
 
 // carriesSession reports whether r carries a session cookie, under either

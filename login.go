@@ -40,7 +40,7 @@ type loginState struct {
 // PKCE verifier, remembered in a sealed cookie only the callback receives;
 // the user returns to the URL requested.
 func (m *Middleware) startLogin(w http.ResponseWriter, r *http.Request) {
-	m.startSignIn(w, r, requestScheme(r)+"://"+r.Host+r.URL.RequestURI(), entraid.AuthRequest{})
+	m.startSignIn(w, r, requestURL(r), entraid.AuthRequest{})
 }
 
 // startLoginTo is startLogin returning to returnURL, an absolute URL the

@@ -224,7 +224,7 @@ func (m *Middleware) serveLogout(w http.ResponseWriter, r *http.Request) {
 			note.Ended = true
 		}
 		m.clearSession(w, r)
-		base := requestScheme(r) + "://" + r.Host
+		base := requestOrigin(r)
 		target, explicit := m.safeReturnURL(formValue(r, "rd"), r)
 		if explicit && strings.HasPrefix(target, "/") {
 			target = base + target
@@ -276,7 +276,7 @@ type signedOutNote struct {
 func (m *Middleware) rememberSignedOut(w http.ResponseWriter, r *http.Request, note signedOutNote) {
 	note.Back = m.backToApplication(r)
 	if m.authHost != "" && strings.HasPrefix(note.Back, "/") {
-		note.Back = requestScheme(r) + "://" + r.Host + note.Back
+		note.Back = requestOrigin(r) + note.Back
 	}
 	plain, err := json.Marshal(note)
 	if err != nil {
@@ -363,7 +363,7 @@ func formValue(r *http.Request, name string) string {
 // Sec-Fetch-Site.
 func sameOrigin(r *http.Request) bool {
 	if origin := r.Header.Get("Origin"); origin != "" {
-		return strings.EqualFold(origin, requestScheme(r)+"://"+r.Host)
+		return strings.EqualFold(origin, requestOrigin(r))
 	}
 	return r.Header.Get("Sec-Fetch-Site") == "same-origin"
 }

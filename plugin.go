@@ -289,6 +289,10 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 
 func newMiddleware(next http.Handler, name string, s *settings, client *entraid.Client) *Middleware {
 	prefix := s.portalPrefix()
+	// What a cookie named cookie is sealed under: bound to it and the app.
+	bound := func(cookie string) string {
+		return session.AAD(cookie, s.entra.AuthorityHost, s.entra.Tenant, s.entra.ClientID)
+	}
 	m := &Middleware{
 		next:          next,
 		name:          name,
@@ -332,7 +336,7 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 		authHost:       s.authHost,
 		cookieDomain:   s.cookieDomain,
 		insecure:       s.insecureCookies,
-		sessionAAD:     session.AAD(s.cookies.session, s.entra.AuthorityHost, s.entra.Tenant, s.entra.ClientID),
+		sessionAAD:     bound(s.cookies.session),
 		tenantIsDomain: !entraid.IsGUID(s.entra.Tenant) && !isMultiTenant(s.entra.Tenant),
 	}
 	m.strippedSet = map[string]bool{}
@@ -350,11 +354,11 @@ func newMiddleware(next http.Handler, name string, s *settings, client *entraid.
 	m.portalCookie = m.cookie
 	m.portalCookie.Name = s.cookies.portal
 	m.portalCookie.Path = prefix
-	m.portalBinding = session.AAD(s.cookies.portal, s.entra.AuthorityHost, s.entra.Tenant, s.entra.ClientID)
+	m.portalBinding = bound(s.cookies.portal)
 	if s.cookies.legacy != "" {
 		m.legacy = m.cookie
 		m.legacy.Name = s.cookies.legacy
-		m.legacyAAD = session.AAD(s.cookies.legacy, s.entra.AuthorityHost, s.entra.Tenant, s.entra.ClientID)
+		m.legacyAAD = bound(s.cookies.legacy)
 	}
 	if s.cookieDomain != "" {
 		portal := m.portalCookie
@@ -540,6 +544,17 @@ func isNavigation(r *http.Request) bool {
 
 // requestScheme is the scheme the client used: Traefik's entry point sets
 // X-Forwarded-Proto (and removes one from untrusted clients).
+// requestOrigin is the scheme and host r was sent to, as the browser sees
+// them: "https://app.example.com".
+func requestOrigin(r *http.Request) string {
+	return requestScheme(r) + "://" + r.Host
+}
+
+// requestURL is the URL r was sent to, as the browser sees it.
+func requestURL(r *http.Request) string {
+	return requestOrigin(r) + r.URL.RequestURI()
+}
+
 func requestScheme(r *http.Request) string {
 	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
 		return p

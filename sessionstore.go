@@ -139,8 +139,8 @@ func (m *Middleware) rememberedSession(r *http.Request, handle string, now time.
 	if err != nil {
 		return nil, false
 	}
-	s, err = session.Unmarshal(plain)
-	if err != nil || now.Unix() >= m.sessionEnd(s) || signedOut.ended(m.sessionAAD, s) || !m.ownTenant(r, s) {
+	s = m.usableSession(r, plain, now)
+	if s == nil {
 		return nil, false
 	}
 	m.remember(handle, s, storeSize(s, len(plain)))

@@ -52,10 +52,10 @@ func sessionRef(aad string, s *session.Session) string {
 }
 
 // add ends s for the app aad until s.Expires, and returns the name it
-// keeps s under (sessionRef). It reports whether the list overflowed: full of sessions that have not ended yet, it ends every
-// session signed in until now rather than forget a sign-out (users sign in
-// again, usually without a prompt: Entra ID still knows them), and
-// empties itself. A flood of sign-outs costs sign-ins, never a copied
+// keeps s under (sessionRef). It reports whether the list overflowed: full
+// of sessions that have not ended yet, it ends every session signed in
+// until now rather than forget a sign-out (users sign in again, usually
+// without a prompt: Entra ID still knows them), and empties itself. A flood of sign-outs costs sign-ins, never a copied
 // session that works again.
 func (l *signedOutList) add(aad string, s *session.Session, now time.Time) (ref string, overflowed bool) {
 	ref = sessionRef(aad, s)

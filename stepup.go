@@ -66,5 +66,5 @@ func (m *Middleware) stepUp(w http.ResponseWriter, r *http.Request, s *session.S
 		m.writeError(w, r, p)
 		return
 	}
-	m.startSignIn(w, r, requestScheme(r)+"://"+r.Host+r.URL.RequestURI(), entraid.AuthRequest{ExtraScope: m.upstream.scope, Claims: e.Claims})
+	m.startSignIn(w, r, requestURL(r), entraid.AuthRequest{ExtraScope: m.upstream.scope, Claims: e.Claims})
 }

@@ -77,7 +77,7 @@ func (m *Middleware) serveSignInTo(w http.ResponseWriter, r *http.Request, rd st
 // auth host), and never one of the portal's own endpoints, which would
 // start another sign-in; the site's root otherwise.
 func (m *Middleware) signInReturn(rd string, r *http.Request) string {
-	base := requestScheme(r) + "://" + r.Host
+	base := requestOrigin(r)
 	target, ok := m.safeReturnURL(rd, r)
 	if !ok {
 		return base + "/"

@@ -71,7 +71,8 @@ func (m *Middleware) setUpstreamToken(w http.ResponseWriter, r *http.Request, s 
 	}
 	r.Header[m.upstream.header] = []string{m.upstream.format(a.token)}
 	if m.appService {
-		r.Header[appServiceTokenHeader] = []string{appServiceToken(a.token)}
+		// X-MS-TOKEN-AAD-ACCESS-TOKEN: the token alone, in any case.
+		r.Header[appServiceTokenHeader] = []string{a.token}
 	}
 	return a.expires, false
 }
