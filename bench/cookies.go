@@ -30,7 +30,6 @@ type cookieSize struct {
 func measureCookieSizes(ctx context.Context, cert *certificate, tenant *entraidtest.Tenant, ep *entrypoint, cookieName string) ([]cookieSize, error) {
 	defer tenant.SetSignIn(alice.PreferredUsername)
 	defer tenant.SetRefreshTokenLength(0)
-	portal := strings.TrimPrefix(cookieName, "__Host-entraauth_")
 	var out []cookieSize
 	for _, rt := range refreshTokenSizes {
 		tenant.SetRefreshTokenLength(rt)

@@ -48,7 +48,7 @@ func (h *h2Set) configs() []*config {
 // points, and sets every configuration's requests and what the upstream
 // must see of them; H2 and H3 send what 2 and 3 send.
 func (h *h2Set) signIn(ctx context.Context, o *options, cert *certificate, tenant *entraidtest.Tenant, headers map[string]string, cookieName string, noop, plugin *config) error {
-	_, kept := o.cookies("x=y")
+	kept := o.siteCookies()
 	for _, x := range []struct {
 		c *config
 		n int
@@ -65,10 +65,10 @@ func (h *h2Set) signIn(ctx context.Context, o *options, cert *certificate, tenan
 	}
 	// The site's cookies only (none with -minimal).
 	h.noopSite.lines = o.headerLines()
-	h.noopSite.want = expectation{cookie: kept, checkCookie: true, noop: true}
 	if !o.minimal {
-		h.noopSite.lines = browser.Lines("app.example", browser.SiteCookies)
+		h.noopSite.lines = browser.Lines("app.example", kept)
 	}
+	h.noopSite.want = expectation{cookie: kept, checkCookie: true, noop: true}
 	h.noopSame.lines, h.noopSame.want = noop.lines, noop.want
 	h.plugin.lines, h.plugin.want = plugin.lines, plugin.want
 	return nil

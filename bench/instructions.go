@@ -144,11 +144,11 @@ func printInstructions(w io.Writer, set string, configs []*config, per map[*conf
 		request = "-minimal requests"
 	}
 	fmt.Fprintf(w, "\nwhat Traefik spends per request, %s (valgrind --tool=callgrind, GOGC=off, %d requests each from 4 streams or connections, HTTPS, %s):\n", set, n, request)
-	fmt.Fprintf(w, "  %-50s %12s %12s %12s %8s %8s %8s\n", "configuration", "instructions", "over "+ref1.title[:2], "over "+ref2.title[:2], "share", "allocs", "bytes")
+	fmt.Fprintf(w, "  %-50s %12s %12s %12s %8s %8s %8s\n", "configuration", "instructions", "over "+ref1.number(), "over "+ref2.number(), "share", "allocs", "bytes")
 	r1, r2 := per[ref1], per[ref2]
 	for _, c := range configs {
 		k := per[c]
 		fmt.Fprintf(w, "  %-50s %12.0f %+12.0f %+12.0f %8.2f %8.0f %8.0f\n", c.title, k.instructions, k.instructions-r1.instructions, k.instructions-r2.instructions, floor2(r2.instructions/k.instructions), k.allocs, k.bytes)
 	}
-	fmt.Fprintf(w, "  (share: the instructions of %s over the configuration's)\n", strings.TrimSuffix(ref2.title[:2], "."))
+	fmt.Fprintf(w, "  (share: the instructions of %s over the configuration's)\n", ref2.number())
 }

@@ -274,6 +274,9 @@ func identityHeadersOf(option string) (map[string]string, map[string]string, err
 	return headers, identityValues(headers, alice), nil
 }
 
+// portal is the plugin's portal in the bench: the default.
+const portal = "main"
+
 // nobodyOID is the only user the refusing rule allows.
 const nobodyOID = "00000000-0000-4000-8000-00000000dead"
 
@@ -325,7 +328,7 @@ func run(ctx context.Context, o *options) (err error) {
 	secret := randomString(48)
 	// The session cookie's name over HTTPS without cookieDomain: the
 	// __Host- prefix before entraauth_<portal>.
-	const cookieName = "__Host-entraauth_main"
+	const cookieName = "__Host-entraauth_" + portal
 	pluginConfig := func(rules map[string]interface{}) map[string]interface{} {
 		c := map[string]interface{}{
 			"microsoftEntraID": map[string]interface{}{
@@ -575,9 +578,18 @@ func (o *options) headerLines() []string {
 // what must remain of it once the plugin removed its own.
 func (o *options) cookies(session string) (sent, kept string) {
 	if o.minimal {
-		return session, ""
+		return session, o.siteCookies()
 	}
-	return browser.CookieHeader(session), browser.SiteCookies
+	return browser.CookieHeader(session), o.siteCookies()
+}
+
+// siteCookies is the Cookie header of a request without the plugin's
+// cookies: the site's own, or none with -minimal.
+func (o *options) siteCookies() string {
+	if o.minimal {
+		return ""
+	}
+	return browser.SiteCookies
 }
 
 // checkBehaviour sends a few requests as users and attackers would, and
@@ -889,7 +901,7 @@ func memoryCheck(ctx context.Context, o *options, s *site, dir string, up *upstr
 		return nil, err
 	}
 	resp.Body.Close()
-	hop := "/portals/" + strings.TrimPrefix(cookieName, "__Host-entraauth_") + "/session?"
+	hop := "/portals/" + portal + "/session?"
 	switch loc := resp.Header.Get("Location"); {
 	case resp.StatusCode == http.StatusOK:
 		res.pastBound = "still remembered: served (200)"
@@ -1159,4 +1171,9 @@ func measureLatency(ctx context.Context, o *options, cert *certificate, up *upst
 		progress("latency at %d req/s%s %-42s p50 %-9s p99 %s", o.rate, over, c.title, ms(c.paced50), ms(c.paced99))
 	}
 	return nil
+}
+
+// number is what the configuration's title starts with: "1", "H2".
+func (c *config) number() string {
+	return strings.TrimSuffix(strings.Fields(c.title)[0], ".")
 }
